@@ -1,0 +1,189 @@
+"""The `seqsum` command line: train | study launch/resume/rerun | report | filters.
+
+Every bad input ends in one line `seqsum: error: ...` and exit code 2, before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import ConfigError, RunConfig, preset, PRESETS
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 8,16, got {text!r}") from None
+
+
+def _override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+# flag -> dotted config key
+_FLAGS = {
+    "task": "train.task", "loss": "train.loss", "epochs": "train.epochs", "seed": "train.seed",
+    "device": "train.device", "lr": "train.lr", "batch_size": "train.batch_size", "optimizer": "train.optimizer",
+    "max_len": "data.max_len", "eval_max_len": "data.eval_max_len", "data": "data.source",
+    "data_root": "data.root", "train_size": "data.train_size", "conv_channels": "model.conv_channels",
+    "conv_kernels": "model.conv_kernels", "gru_hidden": "model.gru_hidden", "activation": "model.activation",
+    "dropout": "model.dropout",
+}
+
+
+def add_run_config_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run configuration (flags override --preset/--config)")
+    g.add_argument("--preset", help=f"start from a named config: {', '.join(PRESETS)} (seed = the original post)")
+    g.add_argument("--config", type=Path, help="start from a JSON/YAML file with sections data/model/train")
+    g.add_argument("--task", help="sum | product")
+    g.add_argument("--loss", help="mse | log | classify")
+    g.add_argument("--max-len", type=int, help="longest training sequence")
+    g.add_argument("--eval-max-len", type=int, help="longest test sequence (extrapolation)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--data", help="mnist5k (embedded) | mnist (full, from --data-root)")
+    g.add_argument("--data-root", help="folder with MNIST (torchvision layout or IDX files, .gz or not)")
+    g.add_argument("--download", action="store_true", help="let torchvision download MNIST into --data-root")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="auto | cpu | cuda")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--optimizer", help="rmsprop | adam")
+    g.add_argument("--train-size", type=int, help="training sequences per epoch")
+    g.add_argument("--conv-channels", type=_ints, help="CNN width/depth, e.g. 8,16")
+    g.add_argument("--conv-kernels", type=_ints, help="kernel sizes, e.g. 4,3")
+    g.add_argument("--gru-hidden", type=_ints, help="GRU width/depth, e.g. 200,100")
+    g.add_argument("--activation", help="tanh | relu")
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--standardize", action="store_true", help="mse: regress the standardized value")
+    g.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                   help="any config key, e.g. --set data.valid_size=500 (value parsed as JSON)")
+    g.add_argument("--smoke", action="store_true", help="tiny data and model: finishes in seconds")
+
+
+def run_config_from_args(a: argparse.Namespace) -> RunConfig:
+    if a.preset and a.config:
+        raise CliError("give --preset or --config, not both")
+    cfg = preset(a.preset) if a.preset else RunConfig.load(a.config) if a.config else RunConfig()
+    overrides: dict[str, Any] = {}
+    if a.smoke:
+        smoke = PRESETS["smoke"]
+        overrides.update({f"{s}.{k}": v for s, sec in smoke.items() for k, v in sec.items()})
+    overrides.update({key: getattr(a, flag) for flag, key in _FLAGS.items() if getattr(a, flag, None) is not None})
+    if a.download:
+        overrides["data.download"] = True
+    if a.standardize:
+        overrides["train.standardize"] = True
+    overrides.update(dict(a.overrides))
+    return cfg.replace(overrides)
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {str(out)!r} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise CliError(f"--out {str(out)!r} is not empty; pass --overwrite to replace it, or choose another folder")
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .results import append_metrics, finish_run, write_json
+    from .train import load_checkpoint, save_checkpoint, train
+    from .data import load_pools
+
+    resume = None
+    if a.resume:
+        run_dir = Path(a.resume)
+        ckpt = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
+        resume = load_checkpoint(ckpt)
+        cfg = RunConfig.from_dict(resume["config"])
+        if a.epochs:
+            cfg = cfg.replace({"train.epochs": a.epochs})
+        out = Path(a.out) if a.out else ckpt.parent
+    else:
+        if not a.out:
+            raise CliError("--out DIR is required")
+        cfg = run_config_from_args(a)
+        out = Path(a.out)
+        _check_out_dir(out, a.overwrite)
+    pools = load_pools(cfg.data)  # bad data roots fail here, before anything is written
+    if resume is None:
+        if out.exists() and a.overwrite:
+            for name in list(out.iterdir()):
+                shutil.rmtree(name) if name.is_dir() else name.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.json")
+    else:
+        (out / "summary.json").unlink(missing_ok=True)
+        write_json(out / "config.json", cfg.to_dict())
+    n_params = None
+
+    def report(m: dict[str, Any], state: dict[str, Any]) -> None:
+        append_metrics(out, m)
+        save_checkpoint(state, out / "checkpoint.pt")
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in m.items() if k.startswith(("train/", "valid/")))
+        print(f"epoch {m['epoch']}/{cfg.train.epochs}  {shown}  {m['time/epoch_s']:.1f}s"
+              + ("  DIVERGED" if m["status"] == "diverged" else ""), flush=True)
+
+    print(f"seqsum train: {cfg.train.task}/{cfg.train.loss}, {len(pools.train)} train / {len(pools.valid)} valid / "
+          f"{len(pools.test)} test digits from {pools.source}; writing {out}", flush=True)
+    result = train(cfg, pools, report=report, resume=resume)
+    n_params = sum(p.numel() for p in result.model.parameters())
+    summary = finish_run(out, cfg, result, {"params": n_params})
+    if summary["status"] == "diverged":
+        print(f"diverged after {summary['epochs']} epochs (non-finite training loss); metrics so far in {out}/metrics.jsonl")
+        return 1
+    print(f"done: test exact {summary['test/exact']:.3f}  mae {summary['test/mae']:.3f}  mse {summary['test/mse']:.3f}  "
+          f"9x9 exact {summary['pairs/9x9/exact']:.2f}  ({summary['train_seconds']:.0f}s, {n_params:,} params) -> {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqsum", description="Sum vs product of handwritten digit sequences: train, study, report.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one CNN-GRU (no Ray)", description="Train one CNN-GRU on digit sequences and evaluate it.")
+    add_run_config_args(t)
+    t.add_argument("--out", help="run folder to write (must be empty unless --overwrite)")
+    t.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
+    t.add_argument("--resume", help="continue the run in this folder (or checkpoint file); --epochs may extend it")
+    t.set_defaults(func=cmd_train)
+    for module in ("study.cli", "analysis.cli"):
+        try:
+            mod = __import__(module, fromlist=["add_parsers"])
+        except ModuleNotFoundError as e:
+            if e.name and e.name.split(".")[0] in ("study", "analysis"):
+                continue
+            raise
+        mod.add_parsers(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return int(a.func(a) or 0)
+    except (CliError, ConfigError) as e:
+        print(f"seqsum: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqsum: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

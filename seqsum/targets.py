@@ -1,0 +1,123 @@
+"""Tasks (sum, product of the digits) and one Codec per loss family.
+
+A Codec turns target values into what the network is trained on (`encode`, `loss`) and the
+network's output back into values (`decode`), so every model is scored the same way: in value
+space, by `seqsum.evaluate`.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError, DataConfig, TrainConfig
+
+
+def target(task: str, digits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T) digits, (B,) lengths -> (B,) float64 sum or product over the real steps."""
+    mask = torch.arange(digits.shape[1], device=digits.device) < lengths[:, None]
+    d = digits.to(torch.float64)
+    if task == "sum":
+        return (d * mask).sum(1)
+    if task == "product":
+        return torch.where(mask, d, torch.ones_like(d)).prod(1)
+    raise ConfigError(f"unknown task {task!r}; allowed: sum, product")
+
+
+@lru_cache(maxsize=None)
+def achievable_values(task: str, max_len: int) -> tuple[int, ...]:
+    """Every value the task can produce from 1..max_len digits, sorted."""
+    if task == "sum":
+        return tuple(range(9 * max_len + 1))
+    values = {0}
+    layer = {d for d in range(10)}
+    values |= layer
+    for _ in range(max_len - 1):
+        layer = {v * d for v in layer for d in range(10)}
+        values |= layer
+    return tuple(sorted(values))
+
+
+def value_stats(task: str, min_len: int, max_len: int) -> tuple[float, float]:
+    """Mean and std of the target under uniform lengths and uniform digits (exact, for standardizing)."""
+    if task == "sum":
+        # E[sum | L] = 4.5 L, Var[sum | L] = 8.25 L
+        ls = range(min_len, max_len + 1)
+        m = sum(4.5 * l for l in ls) / len(ls)
+        m2 = sum(8.25 * l + (4.5 * l) ** 2 for l in ls) / len(ls)
+    else:
+        # E[prod | L] = 4.5^L, E[prod^2 | L] = 28.5^L
+        ls = range(min_len, max_len + 1)
+        m = sum(4.5**l for l in ls) / len(ls)
+        m2 = sum(28.5**l for l in ls) / len(ls)
+    return m, math.sqrt(max(m2 - m * m, 1e-12))
+
+
+class Codec:
+    """Encode values for a loss, compute that loss on raw network outputs, decode outputs to values."""
+
+    out_dim: int = 1
+
+    def encode(self, values: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, out: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Mean loss of raw outputs `out` (B, out_dim) against (B,) target values."""
+        return F.mse_loss(out[:, 0], self.encode(values).to(out.dtype))
+
+
+class MseCodec(Codec):
+    def __init__(self, mean: float = 0.0, std: float = 1.0):
+        self.mean, self.std = mean, std
+
+    def encode(self, values):
+        return (values - self.mean) / self.std
+
+    def decode(self, out):
+        return out[:, 0].double() * self.std + self.mean
+
+
+class LogCodec(Codec):
+    def encode(self, values):
+        return torch.log1p(values)
+
+    def decode(self, out):
+        return torch.expm1(out[:, 0].double().clamp(max=30.0)).clamp(min=0.0)
+
+
+class ClassifyCodec(Codec):
+    def __init__(self, values: tuple[int, ...]):
+        self.values = torch.tensor(values, dtype=torch.float64)
+        self.out_dim = len(values)
+
+    def encode(self, values):
+        v = self.values.to(values.device)
+        i = torch.searchsorted(v, values.double())
+        if (i >= len(v)).any() or (v[i.clamp(max=len(v) - 1)] != values).any():
+            raise ValueError("a target value outside the class set")
+        return i
+
+    def decode(self, out):
+        return self.values.to(out.device)[out.argmax(1)]
+
+    def loss(self, out, values):
+        return F.cross_entropy(out, self.encode(values))
+
+
+def make_codec(train: TrainConfig, data: DataConfig) -> Codec:
+    if train.loss == "mse":
+        if train.standardize:
+            return MseCodec(*value_stats(train.task, data.min_len, data.max_len))
+        return MseCodec()
+    if train.loss == "log":
+        return LogCodec()
+    if train.loss == "classify":
+        # Cover the test lengths too, so extrapolated targets have a class.
+        return ClassifyCodec(achievable_values(train.task, data.test_max_len))
+    raise ConfigError(f"unknown loss {train.loss!r}; allowed: mse, log, classify")
