@@ -1,0 +1,111 @@
+"""`seqsum study launch | resume | rerun`."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from seqsum.config import ConfigError
+
+from .config import StudyConfig, load_preset, preset_names
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
+    if bool(a.preset) == bool(a.config):
+        raise ConfigError("give exactly one of --preset NAME or --config FILE")
+    cfg = load_preset(a.preset) if a.preset else StudyConfig.load(a.config)
+    cfg = cfg.override("how", num_samples=a.num_samples, max_concurrent=a.max_concurrent, scheduler=a.scheduler)
+    cfg = cfg.override("where", storage=a.storage, name=a.name, cpus_per_trial=a.cpus_per_trial,
+                       gpus_per_trial=a.gpus_per_trial, max_failures=a.max_failures)
+    if a.base:
+        d = cfg.to_dict()
+        for key, value in a.base:
+            section, _, name = key.partition(".")
+            if section not in ("data", "model", "train") or not name:
+                raise ConfigError(f"--set {key!r}: use data.NAME, model.NAME or train.NAME")
+            d["what"]["base"].setdefault(section, {})[name] = value
+        cfg = StudyConfig.from_dict(d)
+    return cfg
+
+
+def cmd_launch(a: argparse.Namespace) -> int:
+    from .runner import launch
+
+    return _guard(lambda: launch(study_config_from_args(a), address=a.address, report=not a.no_report))
+
+
+def cmd_resume(a: argparse.Namespace) -> int:
+    from .runner import resume
+
+    return _guard(lambda: resume(a.study_dir, address=a.address, report=not a.no_report))
+
+
+def cmd_rerun(a: argparse.Namespace) -> int:
+    from .runner import rerun
+
+    return _guard(lambda: rerun(a.study_dir, top=a.top, seeds=a.seeds, epochs=a.epochs, address=a.address,
+                                overwrite=a.overwrite))
+
+
+def _guard(fn) -> int:
+    from .runner import Interrupted
+
+    try:
+        fn()
+    except (Interrupted, KeyboardInterrupt) as e:
+        print(f"seqsum: study interrupted ({e or 'Ctrl-C'}); finished trials are kept. "
+              f"Continue with: seqsum study resume STUDY_DIR", flush=True)
+        return 130
+    return 0
+
+
+def add_parsers(sub) -> None:
+    st = sub.add_parser("study", help="search width, depth and loss with Ray Tune + Optuna",
+                        description="Launch, resume and rerun studies (Ray Tune + Optuna).")
+    ss = st.add_subparsers(dest="study_command", required=True)
+
+    la = ss.add_parser("launch", help="start a study (embedded Ray unless --address)")
+    la.add_argument("--preset", help=f"study preset: {', '.join(preset_names())}")
+    la.add_argument("--config", help="study YAML file (what / how / where)")
+    la.add_argument("--storage", help="parent folder of the study folder (shared storage on a cluster)")
+    la.add_argument("--name", help="study name (a folder name)")
+    la.add_argument("--num-samples", type=int, help="trials per task")
+    la.add_argument("--max-concurrent", type=int, help="trials running at once per task")
+    la.add_argument("--scheduler", help="asha | fifo")
+    la.add_argument("--cpus-per-trial", type=float)
+    la.add_argument("--gpus-per-trial", type=float, help="e.g. 0.25: four trials share one GPU")
+    la.add_argument("--max-failures", type=int, help="retries of a trial that raised")
+    la.add_argument("--set", dest="base", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                    help="base run config of every trial, e.g. --set data.root=/data/mnist --set train.epochs=10")
+    _common(la)
+    la.set_defaults(func=cmd_launch)
+
+    re = ss.add_parser("resume", help="finish a study whose driver died or was interrupted")
+    re.add_argument("study_dir")
+    _common(re)
+    re.set_defaults(func=cmd_resume)
+
+    rr = ss.add_parser("rerun", help="retrain the best configs with more seeds and epochs")
+    rr.add_argument("study_dir")
+    rr.add_argument("--top", type=int, default=3, help="configs per task (default 3)")
+    rr.add_argument("--seeds", type=int, default=3, help="seeds per config (default 3)")
+    rr.add_argument("--epochs", type=int, help="epochs per rerun (default: the study's)")
+    rr.add_argument("--overwrite", action="store_true", help="replace an existing rerun/ folder")
+    _common(rr, report=False)
+    rr.set_defaults(func=cmd_rerun)
+
+
+def _common(p: argparse.ArgumentParser, report: bool = True) -> None:
+    p.add_argument("--address", help="Ray cluster to join: auto or host:port (default: an embedded local Ray)")
+    if report:
+        p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
