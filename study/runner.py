@@ -53,9 +53,13 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         yield
         return
     if address is None:
-        # Embedded mode: every listener and connection on 127.0.0.1 (see docs/STUDY.md). This
-        # variable refuses multi-node clusters, so it is set only here.
+        # Embedded mode binds every listener and connection to 127.0.0.1. Ray reads this variable at
+        # import time, in this process (hence the constant) and in the processes it starts (hence the
+        # environment). It refuses multi-node clusters, so it is set only for the embedded mode.
+        from ray._private import ray_constants
+
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, configure_logging=True,
                  logging_level="WARNING", log_to_driver=True)
     else:
@@ -160,9 +164,13 @@ def record_trials(study_dir: Path, cfg: StudyConfig, task: str, rows: list[dict[
 
 # --- launch / resume --------------------------------------------------------------------------
 def launch(cfg: StudyConfig, address: str | None = None, report: bool = True) -> Path:
+    study_dir_of(cfg)  # a bad storage URI fails here
+    if address is not None:
+        _check_reachable(address)  # an unreachable cluster fails before anything is written
+    pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)  # so does a bad data root
     study_dir = create_study_dir(cfg)
     print(f"study {cfg.where.name}: {study_dir}", flush=True)
-    return _run(study_dir, cfg, address, report)
+    return _run(study_dir, cfg, address, report, pools)
 
 
 def resume(study_dir: str | Path, address: str | None = None, report: bool = True) -> Path:
@@ -171,10 +179,11 @@ def resume(study_dir: str | Path, address: str | None = None, report: bool = Tru
     return _run(study_dir, cfg, address, report)
 
 
-def _run(study_dir: Path, cfg: StudyConfig, address: str | None, report: bool) -> Path:
+def _run(study_dir: Path, cfg: StudyConfig, address: str | None, report: bool, pools=None) -> Path:
     state = read_state(study_dir)
     todo = [t for t in cfg.what.tasks if state["tasks"].get(t, {}).get("status") != "done"]
-    pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)  # fails before Ray starts on bad data
+    if pools is None:
+        pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)
     if todo:
         with ray_session(address):
             for task in todo:

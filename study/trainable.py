@@ -45,6 +45,7 @@ def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: P
         "rerun": rerun,
         "node_ip": _node_ip(),
         "hostname": socket.gethostname(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "started_at": started,
     }
     resume = None

@@ -1,0 +1,141 @@
+"""The study config and the command line's refusals, without Ray."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from seqsum.cli import main
+from seqsum.config import ConfigError, RunConfig
+from study.config import SEED_POINT, StudyConfig, load_preset, preset_names, suggest
+
+
+def test_every_shipped_preset_parses_and_builds_run_configs():
+    assert {"smoke", "quick", "full"} <= set(preset_names())
+    for name in preset_names():
+        cfg = load_preset(name)
+        for task in cfg.what.tasks:
+            # a random point of the space (through Optuna's own FixedTrial) makes a valid RunConfig
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+            for _ in range(5):
+                params = suggest(study.ask(), cfg.what.space)
+                run = cfg.run_config(task, suggest(optuna.trial.FixedTrial(params), cfg.what.space))
+                assert isinstance(run, RunConfig) and run.train.task == task
+
+
+def test_full_preset_enqueues_the_original_model():
+    cfg = load_preset("full")
+    point = cfg.seed_point()
+    assert point is not None and point["gru_width"] == SEED_POINT["gru_width"]
+    run = cfg.run_config("product", point)
+    assert run.model.conv_channels == (8, 16) and run.model.conv_kernels == (4, 3)
+    assert run.model.gru_hidden == (200, 100) and run.train.loss == "mse" and run.train.lr == 1e-3
+
+
+def test_conditional_parameter_only_when_its_condition_holds():
+    space = load_preset("quick").what.space
+    assert "when" in space["standardize"]
+    mse = suggest(optuna.trial.FixedTrial({**_fixed(space), "loss": "mse", "standardize": True}), space)
+    cls = suggest(optuna.trial.FixedTrial({**_fixed(space), "loss": "classify"}), space)
+    assert mse["standardize"] is True and "standardize" not in cls
+
+
+def _fixed(space):
+    return {k: (s["choices"][0] if "choices" in s else s["low"]) for k, s in space.items() if k != "standardize"}
+
+
+def _bad(mutate) -> str:
+    d = load_preset("smoke").to_dict()
+    mutate(d)
+    with pytest.raises(ConfigError) as e:
+        StudyConfig.from_dict(d)
+    return str(e.value)
+
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda d: d["what"]["space"].update(width={"low": 1, "high": 4}), ["'width'", "allowed"]),
+        (lambda d: d["what"]["space"].update(gru_width={"low": 32, "high": 8}), ["inverted", "gru_width"]),
+        (lambda d: d["what"]["space"].update(lr={"low": 0.01, "high": 0.01}), ["empty", "lr"]),
+        (lambda d: d["what"]["space"].update(loss={"choices": []}), ["empty", "loss"]),
+        (lambda d: d["what"]["space"].update(loss={"choices": ["mse", "hinge"]}), ["'hinge'", "classify"]),
+        (lambda d: d["how"].update(scheduler="hyperband"), ["'hyperband'", "asha, fifo"]),
+        (lambda d: d["where"].update(name="a/b"), ["'a/b'", "path separators"]),
+        (lambda d: d["what"].update(tasks=["sum", "division"]), ["division", "sum, product"]),
+        (lambda d: d.update(extra={}), ["extra", "what, how, where"]),
+    ],
+)
+def test_bad_study_configs_name_the_value_and_what_is_allowed(mutate, words):
+    msg = _bad(mutate)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def _cli(argv, capsys):
+    code = main(argv)
+    cap = capsys.readouterr()
+    return code, cap.err.strip()
+
+
+def test_unknown_preset_exits_2_and_writes_nothing(tmp_path, capsys):
+    code, err = _cli(["study", "launch", "--preset", "huge", "--storage", str(tmp_path)], capsys)
+    assert code == 2 and "'huge'" in err and "smoke" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_config_file_and_overrides_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({"how": {"scheduler": "pbt"}}))
+    code, err = _cli(["study", "launch", "--config", str(cfg), "--storage", str(tmp_path / "st")], capsys)
+    assert code == 2 and "'pbt'" in err
+    code, err = _cli(["study", "launch", "--preset", "smoke", "--name", "../x", "--storage", str(tmp_path / "st")], capsys)
+    assert code == 2 and "'../x'" in err
+    code, err = _cli(["study", "launch", "--preset", "smoke", "--storage", str(tmp_path / "st"), "--set", "model.width=3"], capsys)
+    assert code == 2 and "width" in err
+    assert not (tmp_path / "st").exists()
+
+
+def test_storage_folder_with_a_different_study_is_refused(tmp_path, capsys):
+    d = tmp_path / "smoke"
+    d.mkdir()
+    other = load_preset("smoke").override("how", num_samples=7).override("where", storage=str(tmp_path))
+    (d / "study.yaml").write_text(other.to_yaml())
+    before = (d / "study.yaml").read_text()
+    code, err = _cli(["study", "launch", "--preset", "smoke", "--storage", str(tmp_path)], capsys)
+    assert code == 2 and "different study" in err
+    assert (d / "study.yaml").read_text() == before and sorted(p.name for p in d.iterdir()) == ["study.yaml"]
+
+
+def test_unreachable_address_fails_fast_with_one_line(tmp_path):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "seqsum", "study", "launch", "--preset", "smoke", "--storage",
+                        str(tmp_path / "st"), "--address", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert time.time() - t0 < 30
+    assert "unreachable" in r.stderr and f"127.0.0.1:{port}" in r.stderr
+    assert not (tmp_path / "st").exists()
+
+
+def test_resume_and_rerun_of_a_non_study_fail_clearly(tmp_path, capsys):
+    code, err = _cli(["study", "resume", str(tmp_path)], capsys)
+    assert code == 2 and "not a study folder" in err
+    code, err = _cli(["study", "rerun", str(tmp_path)], capsys)
+    assert code == 2 and "not a study folder" in err
+
+
+def test_study_help():
+    for argv in (["study", "--help"], ["study", "launch", "--help"], ["study", "resume", "--help"], ["study", "rerun", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0

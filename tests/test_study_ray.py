@@ -1,0 +1,223 @@
+"""Studies on real Ray: the embedded instance (loopback only), resume after SIGKILL, a trial that
+raises, fractional GPUs on a logical GPU, and a real two-host cluster in the tests' own network
+namespaces (with one host cut off mid-study). Each test stops exactly the processes it started."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from raytools import (BIN, SEQSUM, can_netns, descendants, kill_pids, listeners, netns_hosts, ray_env,
+                      session_pids, wait_for, write_study)
+
+NO_NETNS = can_netns()
+needs_netns = pytest.mark.skipif(NO_NETNS is not None, reason=f"skipped: {NO_NETNS}")
+
+
+def _trials(study_dir: Path, task: str = "sum") -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((study_dir / "trials" / task).glob("*/params.json"))]
+
+
+def _optuna_trials(study_dir: Path, name: str):
+    st = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'optuna.db'}")
+    return st.get_trials(deepcopy=False)
+
+
+def _popen(argv, env, **kw):
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **kw)
+
+
+def _ours(proc) -> set[int]:
+    return session_pids(proc.pid) | descendants(proc.pid) | {proc.pid}
+
+
+def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
+    """The README's main job in small: both tasks, every file of the layout, only loopback listeners;
+    a trial that raises once is retried from its checkpoint and the study goes on."""
+    marker = tmp_path / "failed-once"
+    env = ray_env(SEQSUM_FAIL_ONCE=str(marker))
+    proc = _popen(SEQSUM + ["study", "launch", "--preset", "smoke", "--storage", str(tmp_path), "--no-report"], env)
+    seen, socks = set(), []
+    try:
+        while proc.poll() is None:
+            pids = _ours(proc)
+            seen |= pids
+            socks += listeners(pids)
+            time.sleep(0.5)
+        out = proc.stdout.read()
+    finally:
+        kill_pids(_ours(proc) | seen - {os.getpid()})
+    assert proc.returncode == 0, out[-3000:]
+    assert socks, "saw no listening socket of the embedded Ray"
+    bad = {a for a, _ in socks if a not in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]")}
+    assert not bad, f"embedded Ray listened on non-loopback addresses {bad}"
+
+    d = tmp_path / "smoke"
+    state = json.loads((d / "state.json").read_text())
+    assert {t: s["status"] for t, s in state["tasks"].items()} == {"sum": "done", "product": "done"}
+    for task in ("sum", "product"):
+        trials = _trials(d, task)
+        # ASHA may stop the worse trial after its first epoch: it keeps its metrics and checkpoint
+        assert len(trials) == 2 and "ok" in {t["status"] for t in trials} <= {"ok", "stopped"}
+        for t in trials:
+            folder = d / "trials" / task / t["trial_id"]
+            files = ["config.json", "metrics.jsonl", "checkpoint.pt", "summary.json"]
+            if t["status"] == "ok":
+                files += ["predictions.parquet", "per_target.csv", "pairs.csv"]
+                assert json.loads((folder / "summary.json").read_text())["test/n"] == 256
+            for f in files:
+                assert (folder / f).is_file(), f"{folder}/{f}"
+        ot = _optuna_trials(d, f"smoke/{task}")
+        assert len(ot) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ot)
+        assert sorted(t.user_attrs["tune_trial_id"] for t in ot) == sorted(t["trial_id"] for t in trials)
+    # the injected failure: exactly one trial raised after epoch 1 and was resumed from that checkpoint
+    failed = marker.read_text()
+    retried = [t for t in _trials(d, "sum") + _trials(d, "product") if t.get("resumed_from_epoch")]
+    assert [t["trial_id"] for t in retried] == [failed] and retried[0]["resumed_from_epoch"] == 1
+    rows = (d / "trials.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4
+
+
+def test_resume_after_driver_sigkill(tmp_path):
+    cfg = write_study(tmp_path / "s.yaml", tmp_path, "crash", num_samples=3, epochs=4, train_size=2048,
+                      cpus_per_trial=1)
+    env = ray_env()
+    proc = _popen(SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"], env)
+    d = tmp_path / "crash"
+    seen: set[int] = set()
+
+    def second_trial_checkpointed():
+        seen.update(_ours(proc))
+        dirs = sorted((d / "tune" / "sum").glob("run_trial_*_2_*/checkpoint_000001"))
+        return dirs or proc.poll() is not None
+
+    try:
+        wait_for(second_trial_checkpointed, 240, "the second trial's second checkpoint")
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        seen.update(_ours(proc))
+        os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-study ...
+        proc.wait()
+    finally:
+        kill_pids(seen - {os.getpid()})  # ... and its embedded Ray with it
+    assert json.loads((d / "state.json").read_text())["tasks"] == {}
+
+    r = subprocess.run(SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    trials = _trials(d)
+    assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
+    assert all(t["status"] in ("ok", "stopped") for t in trials)
+    ot = _optuna_trials(d, "crash/sum")
+    assert len(ot) == 3, [t.state for t in ot]
+    assert not [t for t in ot if t.state == optuna.trial.TrialState.RUNNING]
+    assert len({t.user_attrs["tune_trial_id"] for t in ot}) == 3
+    assert json.loads((d / "state.json").read_text())["tasks"]["sum"]["status"] == "done"
+    # the trial that was running when the driver died went on from its checkpoint
+    assert any(t.get("resumed_from_epoch", 0) >= 1 for t in trials), trials
+
+
+FRACTIONAL = r"""
+import json, sys
+from pathlib import Path
+from ray.cluster_utils import Cluster
+from study.config import StudyConfig
+from study.runner import launch
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False})
+try:
+    cfg = StudyConfig.load(sys.argv[1])
+    launch(cfg, address=cluster.address, report=False)
+finally:
+    cluster.shutdown()
+"""
+
+
+@needs_netns
+def test_four_trials_share_one_logical_gpu(tmp_path):
+    """ray.cluster_utils.Cluster with a logical GPU (this machine has none), inside a network namespace of
+    the test's own so that every socket stays on its loopback: four trials at 0.25 GPU run at once."""
+    cfg = write_study(tmp_path / "s.yaml", tmp_path, "gpu", num_samples=4, epochs=3, train_size=1024,
+                      cpus_per_trial=0.5, gpus_per_trial=0.25)
+    txt = cfg.read_text().replace("max_concurrent: 2", "max_concurrent: 4").replace("scheduler: asha", "scheduler: fifo")
+    cfg.write_text(txt)
+    with netns_hosts(1) as (ns,):
+        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", FRACTIONAL, str(cfg)],
+                           env=ray_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    trials = _trials(tmp_path / "gpu")
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"ok"}
+    assert max(t["started_at"] for t in trials) < min(t["finished_at"] for t in trials), "the four did not overlap"
+    assert {t["cuda_visible_devices"] for t in trials} == {"0"}
+
+
+def _start_node(ns: str, args: list[str], tmp: str):
+    env = ray_env()
+    return subprocess.Popen(["ip", "netns", "exec", ns, str(BIN / "ray"), "start", "--block", "--disable-usage-stats",
+                             "--num-cpus", "1", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def _wait_started(proc, what: str):
+    lines = []
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"{what} exited: {''.join(lines)[-2000:]}")
+        lines.append(line)
+        if "Ray runtime started" in line:
+            return
+    raise AssertionError(f"{what} did not start in 120 s: {''.join(lines)[-2000:]}")
+
+
+def _two_hosts(tmp_path: Path, name: str, cut_off: bool):
+    port = 6390
+    cfg = write_study(tmp_path / "s.yaml", tmp_path, name, num_samples=4, epochs=4 if cut_off else 2,
+                      train_size=2048 if cut_off else 512, cpus_per_trial=1, max_failures=3)
+    cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))
+    tmp = f"/tmp/sq{uuid.uuid4().hex[:6]}"
+    with netns_hosts(2) as (h1, h2):
+        head = _start_node(h1, ["--head", "--node-ip-address", "10.77.0.1", "--port", str(port),
+                                "--include-dashboard=false", "--temp-dir", tmp], tmp)
+        try:
+            _wait_started(head, "the head node")
+            worker = _start_node(h2, ["--address", f"10.77.0.1:{port}", "--node-ip-address", "10.77.0.2"], tmp)
+            _wait_started(worker, "the second node")
+            driver = subprocess.Popen(["ip", "netns", "exec", h1, *SEQSUM, "study", "launch", "--config", str(cfg),
+                                       "--address", f"10.77.0.1:{port}", "--no-report"], env=ray_env(),
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if cut_off:
+                wait_for(lambda: list((tmp_path / name / "tune" / "sum").glob("*/checkpoint_000000")) or
+                         driver.poll() is not None, 300, "a first checkpoint")
+                kill_pids(session_pids(worker.pid) | descendants(worker.pid) | {worker.pid})  # host 2 dies
+            out, _ = driver.communicate(timeout=600)
+        finally:
+            for p in [head] + ([worker] if "worker" in locals() else []):
+                kill_pids(session_pids(p.pid) | descendants(p.pid) | {p.pid})
+            subprocess.run(["rm", "-rf", tmp])
+    assert driver.returncode == 0, out[-4000:]
+    return _trials(tmp_path / name), out
+
+
+@needs_netns
+def test_two_host_cluster_runs_trials_on_both_hosts(tmp_path):
+    trials, out = _two_hosts(tmp_path, "twohost", cut_off=False)
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"ok"}
+    assert {t["node_ip"] for t in trials} == {"10.77.0.1", "10.77.0.2"}, out[-2000:]
+
+
+@needs_netns
+def test_two_host_cluster_survives_losing_a_host(tmp_path):
+    trials, out = _two_hosts(tmp_path, "cutoff", cut_off=True)
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"ok"}, trials
+    # the trials that were on host 2 were retried on host 1, from their checkpoints where they had one
+    assert {t["node_ip"] for t in trials} == {"10.77.0.1"} or any(t.get("resumed_from_epoch") for t in trials)
+    assert any(t.get("resumed_from_epoch") is not None for t in trials) or "10.77.0.2" not in {t["node_ip"] for t in trials}
