@@ -124,6 +124,26 @@ def test_resume_after_driver_sigkill(tmp_path):
     # the trial that was running when the driver died went on from its checkpoint
     assert any(t.get("resumed_from_epoch", 0) >= 1 for t in trials), trials
 
+    # then rerun the best config with two seeds and one epoch
+    r = subprocess.run(SEQSUM + ["study", "rerun", str(d), "--top", "1", "--seeds", "2", "--epochs", "1"], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = sorted((d / "rerun" / "sum").glob("1-*/seed=*/summary.json"))
+    assert [p.parent.name for p in runs] == ["seed=0", "seed=1"]
+    assert all(json.loads(p.read_text())["epochs"] == 1 for p in runs)
+    seeds = [json.loads((p.parent / "config.json").read_text())["train"]["seed"] for p in runs]
+    assert seeds == [0, 1]
+    summary = (d / "rerun" / "summary.csv").read_text()
+    assert "test/exact" in summary and " ± " in r.stdout
+    best = sorted([t for t in trials if t["status"] == "ok"], key=lambda t: -json.loads((d / "trials" / "sum" / t["trial_id"] / "summary.json").read_text())["valid/exact"])[0]
+    assert runs[0].parent.parent.name == f"1-{best['trial_id']}"
+    # an existing rerun is never replaced silently
+    before = summary
+    r = subprocess.run(SEQSUM + ["study", "rerun", str(d), "--top", "1", "--seeds", "1"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    assert (d / "rerun" / "summary.csv").read_text() == before
+
 
 FRACTIONAL = r"""
 import json, sys
