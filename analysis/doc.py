@@ -1,0 +1,96 @@
+"""A tiny document model rendered twice: Markdown (report.md) and self-contained HTML (index.html)."""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import pandas as pd
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+figure{margin:1em 0}figcaption{font-size:13px;color:#555}code{background:#f5f5f5;padding:0 3px}"""
+
+
+def fmt(v) -> str:
+    """Numbers as a reader wants them: ints plain, floats to 3 decimals below 10, fewer above."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e6:
+            return str(int(v))
+        a = abs(v)
+        return f"{v:.3g}" if a < 0.001 else f"{v:.3f}" if a < 10 else f"{v:.1f}" if a < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+class Doc:
+    def __init__(self, title: str):
+        self.title = title
+        self.blocks: list[tuple[str, object]] = []
+
+    def h(self, text: str, level: int = 2) -> None:
+        self.blocks.append(("h", (level, text)))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def bullets(self, lines: list[str]) -> None:
+        if lines:
+            self.blocks.append(("ul", list(lines)))
+
+    def table(self, df: pd.DataFrame, max_rows: int = 40) -> None:
+        if not df.empty:
+            self.blocks.append(("table", df.head(max_rows)))
+
+    def figure(self, rel: str, caption: str) -> None:
+        self.blocks.append(("fig", (rel, caption)))
+
+    @property
+    def figures(self) -> list[str]:
+        return [b[1][0] for b in self.blocks if b[0] == "fig"]
+
+    # --- rendering -----------------------------------------------------------------------------
+    def markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for kind, b in self.blocks:
+            if kind == "h":
+                out += [f"{'#' * b[0]} {b[1]}", ""]
+            elif kind == "p":
+                out += [b, ""]
+            elif kind == "ul":
+                out += [f"- {line}" for line in b] + [""]
+            elif kind == "table":
+                cells = [[fmt(v) for v in row] for row in b.itertuples(index=False)]
+                out += ["| " + " | ".join(map(str, b.columns)) + " |", "|" + " --- |" * len(b.columns)]
+                out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells] + [""]
+            elif kind == "fig":
+                out += [f"![{b[1]}]({b[0]})", "", f"*{b[1]}*", ""]
+        return "\n".join(out)
+
+    def html(self, base: Path) -> str:
+        """One HTML file; figures embedded as base64 PNG and linked to their files under `base`."""
+        e = html.escape
+        out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>",
+               f"<style>{CSS}</style></head><body><h1>{e(self.title)}</h1>"]
+        for kind, b in self.blocks:
+            if kind == "h":
+                out.append(f"<h{b[0]}>{e(b[1])}</h{b[0]}>")
+            elif kind == "p":
+                out.append(f"<p>{e(b)}</p>")
+            elif kind == "ul":
+                out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in b) + "</ul>")
+            elif kind == "table":
+                out.append(b.to_html(index=False, na_rep="-", float_format=fmt, border=0))
+            elif kind == "fig":
+                data = base64.b64encode((base / b[0]).read_bytes()).decode()
+                out.append(f"<figure><a href='{e(b[0])}'><img alt='{e(b[1])}' src='data:image/png;base64,{data}'></a>"
+                           f"<figcaption>{e(b[1])}</figcaption></figure>")
+        out.append("</body></html>")
+        return "\n".join(out)
