@@ -62,9 +62,11 @@ def _guard(fn) -> int:
 
     try:
         fn()
-    except (Interrupted, KeyboardInterrupt) as e:
-        print(f"seqsum: study interrupted ({e or 'Ctrl-C'}); finished trials are kept. "
-              f"Continue with: seqsum study resume STUDY_DIR", flush=True)
+    except Interrupted as e:
+        print(f"seqsum: study interrupted: {e}", flush=True)
+        return 130
+    except KeyboardInterrupt:
+        print("seqsum: interrupted; continue a launched study with: seqsum study resume STUDY_DIR", flush=True)
         return 130
     return 0
 

@@ -16,8 +16,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -188,7 +190,10 @@ def _run(study_dir: Path, cfg: StudyConfig, address: str | None, report: bool, p
         with ray_session(address):
             for task in todo:
                 t0 = time.time()
-                rows = _run_task(study_dir, cfg, task, pools)
+                try:
+                    rows = _run_task(study_dir, cfg, task, pools)
+                except Interrupted as e:
+                    raise Interrupted(f"{e}; finished trials are kept. Continue with: seqsum study resume {study_dir}") from None
                 state["tasks"][task] = {"status": "done", "wall_seconds": time.time() - t0 +
                                         state["tasks"].get(task, {}).get("wall_seconds", 0.0), "trials": len(rows)}
                 write_json(study_dir / STATE, state)
@@ -214,13 +219,32 @@ def _run_task(study_dir: Path, cfg: StudyConfig, task: str, pools) -> list[dict[
         tuner = tune.Tuner.restore(str(exp), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(trainable, tune_config=_tune_config(cfg, task), run_config=_run_config(study_dir, cfg, task, recorder))
+    _INTERRUPTED.clear()
     grid = tuner.fit()
+    if _INTERRUPTED.is_set():  # Ctrl-C: Tune saved its state and returned early; `resume` collects
+        raise Interrupted(f"[{task}] stopped by Ctrl-C")
     rows = collect(study_dir, cfg, task, grid)
     record_trials(study_dir, cfg, task, rows)
-    finished = [r for r in rows if r["status"] in ("ok", "diverged", "stopped", "error")]
-    if len(finished) < cfg.how.num_samples:
-        raise Interrupted(f"[{task}] {len(finished)}/{cfg.how.num_samples} trials finished")
+    if len(rows) < cfg.how.num_samples:
+        raise Interrupted(f"[{task}] {len(rows)}/{cfg.how.num_samples} trials finished")
     return rows
+
+
+_INTERRUPTED = threading.Event()
+
+
+def _watch_sigint() -> None:
+    """Note a Ctrl-C that Tune's own handler (installed just before callbacks are set up) receives."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    tune_handler = signal.getsignal(signal.SIGINT)
+
+    def handler(sig, frame):
+        _INTERRUPTED.set()
+        if callable(tune_handler):
+            tune_handler(sig, frame)
+
+    signal.signal(signal.SIGINT, handler)
 
 
 def _trainable(cfg: StudyConfig, task: str, pools):
@@ -305,6 +329,9 @@ class _Recorder(_Callback):
         except Exception as e:  # noqa: BLE001 - the final sync retries; never break the study for this
             print(f"[{self.task}] note: optuna.db not updated yet ({e})", file=sys.stderr)
 
+    def setup(self, **info):
+        _watch_sigint()
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, errored=False)
 
@@ -318,9 +345,12 @@ def collect(study_dir: Path, cfg: StudyConfig, task: str, grid, dest: Path | Non
     dest = dest or study_dir / "trials" / task
     epochs = cfg.base_run(task).train.epochs
     rows = []
+    ended = _ended_trials(grid)
     for res in grid:
         m = res.metrics or {}
         trial_id = m.get("trial_id") or Path(res.path).name
+        if ended is not None and trial_id not in ended:
+            continue  # interrupted while pending or running: collected after `resume`
         status = _status(m, epochs, res.error is not None)
         out = dest / trial_id
         if res.checkpoint is not None:
@@ -332,6 +362,14 @@ def collect(study_dir: Path, cfg: StudyConfig, task: str, grid, dest: Path | Non
             os.replace(tmp, out)
         rows.append(_trial_row(task, trial_id, dict(res.config), m, status, cfg.how.metric))
     return rows
+
+
+def _ended_trials(grid) -> set[str] | None:
+    """Ids of the trials that ended (terminated or errored); None if this Ray cannot tell."""
+    trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None)
+    if trials is None:
+        return None
+    return {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
 
 
 def _complete_run_folder(d: Path, task: str, trial_id: str, params: dict, status: str) -> None:

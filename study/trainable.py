@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import socket
 import tempfile
 import time
@@ -55,7 +56,10 @@ def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: P
             resume = load_checkpoint(Path(d) / "checkpoint.pt")
         info["resumed_from_epoch"] = int(resume["epoch"])
 
+    harness = {"checkpoint_seconds": 0.0}
+
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
         metrics = dict(metrics)
         if metrics["status"] == "diverged":
             metrics["valid/exact"] = 0.0  # NaN predictions are never exact; keeps the searcher's values finite
@@ -64,8 +68,10 @@ def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: P
             d = Path(d)
             save_checkpoint(state, d / "checkpoint.pt")
             if final:
+                info["checkpoint_seconds"] = harness["checkpoint_seconds"]
                 metrics.update(_write_run_folder(d, state, pools, metrics, info))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(d)))
+        harness["checkpoint_seconds"] += time.perf_counter() - t0
         marker = os.environ.get(FAIL_ONCE_ENV)
         if marker and not final and not Path(marker).exists():
             Path(marker).write_text(info["trial_id"])
@@ -76,6 +82,7 @@ def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: P
 
 def _write_run_folder(d: Path, state: dict[str, Any], pools: Pools, last: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     """Write the run folder of a finished trial into checkpoint dir `d`; return the test metrics."""
+    t0 = time.perf_counter()
     cfg, model, codec = model_from_checkpoint(state)
     cfg.save(d / "config.json")
     for m in state["history"]:
@@ -91,8 +98,11 @@ def _write_run_folder(d: Path, state: dict[str, Any], pools: Pools, last: dict[s
     summary = {"status": status, "epochs": len(state["history"]), "train_seconds": train_seconds,
                **{k: v for k, v in last.items() if k.startswith(("train/", "valid/"))}, **test}
     write_json(d / "summary.json", summary)
+    eval_seconds = time.perf_counter() - t0
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write_json(d / "params.json", {**info, "status": status, "finished_at": time.time(),
-                                   "train_seconds": train_seconds})
+                                   "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+                                   "peak_rss_mb": peak_rss_mb})
     return {**test, "train_seconds": train_seconds}
 
 

@@ -244,3 +244,29 @@ def test_two_host_cluster_survives_losing_a_host(tmp_path):
     assert errored, out[-2000:]
     resumed = [t for t in trials if t.get("resumed_from_epoch")]
     assert resumed and {t["node_ip"] for t in resumed} == {"10.77.0.1"}, trials
+
+
+def test_ctrl_c_leaves_a_resumable_study(tmp_path):
+    cfg = write_study(tmp_path / "s.yaml", tmp_path, "ctrlc", num_samples=2, epochs=3, train_size=1024)
+    env = ray_env()
+    proc = _popen(SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"], env)
+    lines, seen = [], set()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            seen |= _ours(proc)
+            if "[sum] trial 1/2" in line:
+                os.kill(proc.pid, signal.SIGINT)
+                break
+        out = "".join(lines) + proc.stdout.read()
+        proc.wait(timeout=120)
+    finally:
+        kill_pids(seen - {os.getpid(), proc.pid})
+    d = tmp_path / "ctrlc"
+    assert proc.returncode == 130, out[-3000:]
+    assert f"seqsum study resume {d}" in out
+    assert json.loads((d / "state.json").read_text())["tasks"] == {}
+    r = subprocess.run(SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert len(_trials(d)) == 2 and len(_optuna_trials(d, "ctrlc/sum")) == 2

@@ -1,0 +1,87 @@
+"""How much of a study's wall time is spent outside `train()`?
+
+Runs a small study on an embedded local Ray (one task, FIFO so every trial runs to the end) and
+splits its wall time into: time inside `train()` (summed over trials, per concurrent slot), the
+trials' own harness work (per-epoch checkpoints + reports, final evaluation + run folder), and the
+rest (Ray start, actor start, data transfer, search, collecting results). Also prints the peak RSS
+of each trial worker.
+
+    .venv/bin/python benchmarks/study_overhead.py                  # ~1-minute trials (a few minutes)
+    .venv/bin/python benchmarks/study_overhead.py --smoke          # seconds; the tests run this
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from study.config import load_preset  # noqa: E402
+from study.runner import launch  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=4)
+    p.add_argument("--concurrent", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--train-size", type=int, default=6000, help="sequences per epoch (sets the trial length)")
+    p.add_argument("--seed-model", action="store_true", help="the original post's model (for the RSS check)")
+    p.add_argument("--smoke", action="store_true", help="tiny trials: checks the harness, not the target")
+    p.add_argument("--storage", help="keep the study here (default: a temporary folder)")
+    a = p.parse_args()
+    if a.smoke:
+        a.trials, a.epochs, a.train_size = 2, 2, 512
+
+    d = load_preset("smoke").to_dict()
+    d["what"]["tasks"] = ["sum"]
+    base = d["what"]["base"]
+    base["train"]["epochs"] = a.epochs
+    base["data"]["train_size"] = a.train_size
+    if a.seed_model:
+        base["model"] = {}  # the seed preset's model (the defaults)
+        base["train"]["batch_size"] = 32
+        d["what"]["space"] = {"lr": {"low": 0.0005, "high": 0.002, "log": True}}
+    elif not a.smoke:
+        base["model"] = {"conv_channels": [8], "conv_kernels": [5], "gru_hidden": [64]}
+    d["how"].update(num_samples=a.trials, max_concurrent=a.concurrent, scheduler="fifo")
+    from study.config import StudyConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d["where"].update(storage=a.storage or tmp, name=f"overhead-{int(time.time())}")
+        cfg = StudyConfig.from_dict(d)
+        t0 = time.perf_counter()
+        study_dir = launch(cfg, report=False)
+        wall = time.perf_counter() - t0
+        trials = [json.loads(q.read_text()) for q in (study_dir / "trials" / "sum").glob("*/params.json")]
+        state = json.loads((study_dir / "state.json").read_text())
+
+    slots = a.concurrent
+    train_s = sum(t["train_seconds"] for t in trials)
+    ckpt_s = sum(t.get("checkpoint_seconds", 0.0) for t in trials)
+    eval_s = sum(t.get("eval_seconds", 0.0) for t in trials)
+    trial_wall = [t["finished_at"] - t["started_at"] for t in trials]
+    slot_time = wall * slots
+    rows = [
+        ("study wall time", f"{wall:.1f} s ({len(trials)} trials, {slots} at once, mean trial {sum(trial_wall) / len(trials):.1f} s)"),
+        ("tuner wall time (Ray running)", f"{state['tasks']['sum']['wall_seconds']:.1f} s"),
+        ("inside train()", f"{train_s / slot_time:6.1%} of slot time"),
+        ("checkpoints + reports", f"{ckpt_s / slot_time:6.1%}"),
+        ("final evaluation + run folder", f"{eval_s / slot_time:6.1%}"),
+        ("everything else (Ray/actor start, transfer, search, collect)", f"{(slot_time - train_s - ckpt_s - eval_s) / slot_time:6.1%}"),
+        ("peak RSS per trial worker", ", ".join(f"{t['peak_rss_mb']:.0f} MB" for t in trials)),
+    ]
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{w}}  {v}")
+    overhead = 1 - train_s / slot_time
+    print(f"{'OVERHEAD (share outside train())':<{w}}  {overhead:.1%}  (target <= 5% for ~1-minute trials)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
