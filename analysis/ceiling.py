@@ -112,7 +112,8 @@ def train_classifier(pools: Pools, shape: tuple[int, int, str], epochs: int = 10
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(pools, shape, epochs, seed, batch_size)
+        with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+            return _train(pools, shape, epochs, seed, batch_size)
     finally:
         torch.set_num_threads(threads)
 

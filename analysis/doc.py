@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,11 @@ def fmt(v) -> str:
         a = abs(v)
         return f"{v:.3g}" if a < 0.001 else f"{v:.3f}" if a < 10 else f"{v:.1f}" if a < 1000 else f"{v:.0f}"
     return str(v)
+
+
+def _inline(text: str) -> str:
+    """Escaped text with Markdown `code` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 class Doc:
@@ -83,9 +89,9 @@ class Doc:
             if kind == "h":
                 out.append(f"<h{b[0]}>{e(b[1])}</h{b[0]}>")
             elif kind == "p":
-                out.append(f"<p>{e(b)}</p>")
+                out.append(f"<p>{_inline(b)}</p>")
             elif kind == "ul":
-                out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in b) + "</ul>")
+                out.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in b) + "</ul>")
             elif kind == "table":
                 out.append(b.to_html(index=False, na_rep="-", float_format=fmt, border=0))
             elif kind == "fig":

@@ -16,10 +16,10 @@ import torch
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
-from seqsum.config import ConfigError, RunConfig
+from seqsum.config import ConfigError
 from seqsum.train import build, load_checkpoint, model_from_checkpoint
 
-from .ceiling import Ceiling, get_ceiling
+from .ceiling import get_ceiling
 
 
 def weights(conv) -> np.ndarray:
@@ -81,8 +81,9 @@ def compare_run(run_dir: Path, cache: Path | None, train_if_missing: bool = True
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
     cfg, model, _ = model_from_checkpoint(load_checkpoint(ckpt))
-    torch.manual_seed(cfg.train.seed)  # train() seeds this way before building the model
-    init = build(cfg)[0].first_conv
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        torch.manual_seed(cfg.train.seed)  # train() seeds this way before building the model
+        init = build(cfg)[0].first_conv
     if model.first_conv is None:
         raise ConfigError(f"run {str(run_dir)!r} has no conv layer: no first-layer filters to draw")
     shape = (cfg.model.conv_channels[0], cfg.model.conv_kernels[0], cfg.model.activation)

@@ -92,7 +92,10 @@ def load_study(study_dir: str | Path) -> Study:
 
 
 def read_run(run: Path) -> dict[str, Any] | None:
-    """One flat row for a run folder (None without config.json); unfinished runs get status 'running'."""
+    """One flat row for a run folder (None without config.json).
+
+    status: 'running' without summary.json (written last), else params.json's word, else summary.json's.
+    """
     try:
         cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
     except (OSError, ValueError):
@@ -105,7 +108,7 @@ def read_run(run: Path) -> dict[str, Any] | None:
         "trial_id": str(params.get("trial_id", run.name)),
         "number": params.get("number"),
         "started_at": params.get("started_at"),
-        "status": summary.get("status", "running") if summary else "running",
+        "status": (params.get("status") or summary.get("status") or "ok") if summary else "running",
         "loss": cfg.train.loss,
         "standardize": cfg.train.standardize,
         "conv_channels": "-".join(map(str, m.conv_channels)),
@@ -120,8 +123,6 @@ def read_run(run: Path) -> dict[str, Any] | None:
         "test_max_len": cfg.data.test_max_len,
         "run_dir": str(run),
     }
-    if params.get("status") and row["status"] != "running":
-        row["status"] = params["status"]
     row.update({f"param.{k}": v for k, v in (params.get("params") or {}).items()})
     row.update({k: v for k, v in summary.items() if k != "status"})
     return row

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .tables import BINS, LOSS_ORDER
 
@@ -153,15 +154,22 @@ def importance_plot(imp: pd.DataFrame) -> Figure:
 
 
 def best_so_far_plot(bsf: pd.DataFrame, metric: str) -> Figure:
-    """Every trial's score (coloured by loss) and the running best, over trial number."""
+    """Every trial's score (coloured by loss; hollow when not finished ok) and the running best, over trial number."""
     tasks = _tasks(bsf)
     fig = Figure(figsize=(5.5 * len(tasks), 3.8), layout="constrained")
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
         d = bsf[bsf.task == task]
         for k, (loss, g) in enumerate(d.groupby("loss")):
-            ax.scatter(g.number, g.score, s=18, color=_color(loss, k), label=loss)
+            ok = g.status == "ok"
+            ax.scatter(g.number[ok], g.score[ok], s=20, color=_color(loss, k), label=loss)
+            ax.scatter(g.number[~ok], g.score[~ok], s=20, facecolors="none", edgecolors=_color(loss, k))
+        if (d.status != "ok").any():
+            ax.scatter([], [], s=20, facecolors="none", edgecolors="gray", label="stopped early / diverged")
         ax.step(d.number, d.best_so_far, where="post", color="black", lw=1.5, label="best so far")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if metric.endswith("exact"):
+            ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("trial number"), ax.set_ylabel(metric)
         ax.set_title(f"{task}: search progress")
         ax.grid(alpha=0.3), ax.legend(fontsize=8)
@@ -185,5 +193,6 @@ def learning_curves(epochs: pd.DataFrame, top: pd.DataFrame) -> Figure:
         axes[1, j].set_ylabel("valid exact"), axes[1, j].set_xlabel("epoch"), axes[1, j].set_ylim(-0.03, 1.03)
         for ax in axes[:, j]:
             ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[1, j].legend(fontsize=7)
     return fig

@@ -16,7 +16,7 @@ from seqsum.config import ConfigError, RunConfig
 
 from . import plots, tables
 from .ceiling import DEFAULT_SHAPE, Ceiling, cache_key, get_ceiling
-from .doc import Doc, fmt
+from .doc import Doc
 from .filters import compare_run, plot_filters
 from .load import Study, load_study, optuna_importances
 
@@ -101,10 +101,9 @@ def section_overview(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame, headline: list[st
     metric, mode = s.metric
     doc.h("Overview")
     counts = tables.overview(s)
-    n_ok = int(counts.ok.sum()) if not counts.empty else 0
-    n_div = int(counts.diverged.sum()) if not counts.empty else 0
-    doc.p(f"Study `{s.name}` in `{s.dir}`: tasks {', '.join(s.tasks) or 'none yet'}; {len(s.trials)} trial folders, "
-          f"{n_ok} finished ok, {n_div} diverged. Trials are ranked by {metric} ({mode}).")
+    status = s.trials.status.value_counts() if not s.trials.empty else pd.Series(dtype=int)
+    doc.p(f"Study `{s.name}` in `{s.dir}`: tasks {', '.join(s.tasks) or 'none yet'}; {len(s.trials)} trial folders"
+          + "".join(f", {n} {st}" for st, n in status.items()) + f". Trials are ranked by {metric} ({mode}).")
     doc.table(counts)
     doc.bullets([f"Note: {n}" for n in s.notes])
     if not s.finished.empty:
@@ -300,7 +299,7 @@ def section_search(ctx: Ctx, doc: Doc) -> None:
     if not s.epochs.empty and not curves.empty:
         ctx.save_figure(doc, "learning_curves", plots.learning_curves(s.epochs, curves), "Learning curves of the top trials.")
     overall = tables.overall_ceiling(tables.with_ceiling(_per_length_all(s, top), ctx.ceilings)) if not top.empty else None
-    if overall is not None and not overall.empty:
+    if overall is not None and overall.bound.notna().any():
         top = top.merge(overall[["task", "trial_id", "bound"]].rename(columns={"bound": "ceiling"}), on=["task", "trial_id"], how="left")
     doc.p("Top configurations per task" + (" with their rerun test exact (mean ± std over seeds)." if s.reruns is not None
                                            else " (no reruns: one seed each)."))

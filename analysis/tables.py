@@ -143,7 +143,7 @@ def with_ceiling(lengths: pd.DataFrame, ceilings: dict) -> pd.DataFrame:
 def overall_ceiling(ceiled: pd.DataFrame) -> pd.DataFrame:
     """Per selected trial: test exact and the n-weighted bound over its test lengths."""
     g = ceiled.assign(we=ceiled.exact * ceiled.n, wb=ceiled.bound * ceiled.n).groupby(["task", "group", "trial_id"], sort=False)
-    s = g[["we", "wb", "n"]].sum()
+    s = g[["we", "wb", "n"]].sum(min_count=1)  # no ceiling stays NaN, never 0
     return pd.DataFrame({"exact": s.we / s.n, "bound": s.wb / s.n}).reset_index()
 
 
@@ -188,17 +188,20 @@ def by_task(df: pd.DataFrame, *then: str) -> pd.DataFrame:
     return df.assign(_o=order).sort_values(["_o", *then]).drop(columns="_o")
 
 
+STATUSES = ("ok", "stopped", "diverged", "error", "running")
+
+
 def overview(study: Study) -> pd.DataFrame:
-    """Trials per task and status."""
+    """Trials per task and status (ok, stopped early, diverged, error, running)."""
     t = study.trials
     rows = []
     for task in TASKS:
         sub = t[t.task == task] if not t.empty else t
-        counts = sub.status.value_counts().to_dict() if not sub.empty else {}
         listed = study.n_listed.get(task)
-        if not counts and not listed:
+        if sub.empty and not listed:
             continue
-        rows.append({"task": task, "trials.csv rows": listed if listed is not None else "-",
-                     "trial folders": len(sub), "ok": counts.get("ok", 0), "diverged": counts.get("diverged", 0),
-                     "other": sum(v for s, v in counts.items() if s not in ("ok", "diverged"))})
-    return pd.DataFrame(rows)
+        counts = sub.status.value_counts().to_dict() if not sub.empty else {}
+        rows.append({"task": task, "trials.csv rows": listed if listed is not None else "-", "trial folders": len(sub),
+                     **{s: counts.get(s, 0) for s in STATUSES}, **{s: n for s, n in counts.items() if s not in STATUSES}})
+    df = pd.DataFrame(rows).fillna(0)
+    return df[[c for c in df.columns if c in ("task", "trials.csv rows", "trial folders", "ok") or (df[c] != 0).any()]]

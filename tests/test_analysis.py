@@ -252,7 +252,7 @@ def test_importance_from_optuna_db(tmp_path):
     for task in ("sum", "product"):
         s = optuna.create_study(study_name=f"imp/{task}", storage=storage, direction="maximize",
                                 sampler=optuna.samplers.RandomSampler(seed=0))
-        s.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 100 + 0.01 * t.suggest_int("width", 8, 64),
+        s.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 100 + 1e-4 * t.suggest_int("width", 8, 64),
                    n_trials=12 if task == "sum" else 2)
     imp, skipped = optuna_importances(load_study(d))
     assert set(imp[imp.task == "sum"].param) == {"lr", "width"}
