@@ -1,0 +1,277 @@
+"""Training throughput on CPU: seqsum's training path vs a plain padded PyTorch reference.
+
+Both train the seed preset's model (Conv 8@4x4 tanh, Conv 16@3x3 tanh, flatten, GRU 200 -> GRU 100,
+dropout 0.2, dense 1; MSE; RMSprop lr 1e-3; batch 32; 1..4 digits) from the same initial weights on
+the same sequences, with the same dropout masks, for the same number of steps, in timed chunks that
+alternate A/B (and B/A) in this one process. It prints sequences per second (median over the
+repeats), the training FLOPs per sequence (conv + GRU + head, x3 for forward + backward, at the
+mean length) and the share of the float32 GEMM rate measured here that each path reaches, the
+validation exact of both after the same steps, and the ratios last.
+
+  seqsum     seqsum.train.train_epoch: the loop that seqsum.train.train() runs every epoch
+             (batches gathered on the device, CNN and the first GRU layer's input projection on the
+             real steps only, its own GRU recurrence).
+  reference  what a first implementation does: python lists of images -> torch.stack, zero-pad
+             each sequence to the batch's longest, CNN on every padded image, nn.GRU over every
+             padded step, read the last real step.
+
+Run in the project's venv:  .venv/bin/python benchmarks/throughput.py [--steps 30 --repeats 5]
+(--smoke: ~15 s, used by tests/test_benchmarks.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from seqsum.config import ModelConfig, preset  # noqa: E402
+from seqsum.data import Sequences, eval_sets, load_pools, sample  # noqa: E402
+from seqsum.evaluate import predict, value_metrics  # noqa: E402
+from seqsum.model import CnnGru  # noqa: E402
+from seqsum.targets import target  # noqa: E402
+from seqsum import train as seqsum_train  # noqa: E402
+
+
+# --- the plain reference ---------------------------------------------------------------------------
+class PaddedCnnGru(CnnGru):
+    """The same network (CnnGru's plain modules: nn.Conv2d, nn.GRU, nn.Linear, so the same seed
+    gives the same initial weights) run the plain way, over zero-padded float batches."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, T, 28, 28) float in [0, 1], zero-padded; lengths (B,) -> (B, out_dim)."""
+        B, T = x.shape[:2]
+        h = self.cnn(x.reshape(B * T, 1, 28, 28)).reshape(B, T, -1)
+        for gru in self.grus:
+            h, _ = gru(h)
+        last = h[torch.arange(B), lengths - 1]
+        return self.head(self.drop(last))
+
+
+def host_batch(images: list[torch.Tensor], idx: list[list[int]], lengths: list[int]):
+    """Assemble one padded batch on the host from python lists, as a first implementation does."""
+    T = max(lengths)
+    rows = []
+    for row, n in zip(idx, lengths):
+        x = torch.stack([images[j] for j in row[:n]]).float() / 255.0  # (n, 28, 28)
+        if n < T:
+            x = torch.cat([x, torch.zeros(T - n, 28, 28)])
+        rows.append(x)
+    return torch.stack(rows), torch.tensor(lengths)
+
+
+class Reference:
+    def __init__(self, cfg, pools, seed: int):
+        torch.manual_seed(seed)
+        self.model = PaddedCnnGru(cfg.model)
+        self.opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.train.lr, alpha=0.9, eps=1e-7)
+        self.images = list(pools.images)  # one (28, 28) uint8 tensor per digit
+        self.batch = cfg.train.batch_size
+
+    def train(self, idx: list[list[int]], lengths: list[int], values: list[float]) -> None:
+        self.model.train()
+        for i in range(0, len(lengths), self.batch):
+            x, ln = host_batch(self.images, idx[i : i + self.batch], lengths[i : i + self.batch])
+            y = torch.tensor(values[i : i + self.batch], dtype=torch.float32)
+            loss = F.mse_loss(self.model(x, ln)[:, 0], y)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+
+    @torch.no_grad()
+    def predict(self, idx: list[list[int]], lengths: list[int], batch: int = 1024) -> torch.Tensor:
+        self.model.eval()
+        out = [self.model(*host_batch(self.images, idx[i : i + batch], lengths[i : i + batch]))[:, 0]
+               for i in range(0, len(lengths), batch)]
+        return torch.cat(out).double()
+
+
+# --- seqsum's path ---------------------------------------------------------------------------------
+class Seqsum:
+    def __init__(self, cfg, pools, seed: int, model_cls=None, plain_rmsprop: bool = False):
+        torch.manual_seed(seed)  # as seqsum.train.train() does before building
+        self.model, self.codec = seqsum_train.build(cfg)
+        if model_cls is not None:  # an earlier variant of the model, same parameters
+            state = self.model.state_dict()
+            self.model = model_cls(cfg.model, self.codec.out_dim)
+            self.model.load_state_dict(state)
+        if plain_rmsprop:
+            self.opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.train.lr, alpha=0.9, eps=1e-7)
+        else:
+            self.opt = seqsum_train.make_optimizer(cfg, self.model.parameters())
+        self.pools, self.batch = pools, cfg.train.batch_size
+
+    def train(self, seqs: Sequences, values: torch.Tensor) -> None:
+        self.model.train()
+        seqsum_train.train_epoch(self.model, self.codec, self.opt, self.pools, seqs, values, self.batch)
+
+    def predict(self, seqs: Sequences) -> torch.Tensor:
+        return predict(self.model, self.codec, self.pools, seqs)
+
+
+class PaddedInputCnnGru(CnnGru):
+    """--variants only: CnnGru's forward as first committed (CNN on the real images, but their
+    features scattered into a zero-padded (B, T, F) tensor and nn.GRU run over every padded step)."""
+
+    def forward(self, images: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        B, T = images.shape[:2]
+        mask = torch.arange(T, device=images.device) < lengths[:, None]
+        f = self.cnn(images[mask].unsqueeze(1).float().div_(255.0))
+        x = f.new_zeros(B, T, self.feat_dim)
+        x[mask] = f
+        for gru in self.grus:
+            x, _ = gru(x)
+        return self.head(self.drop(x[torch.arange(B, device=x.device), lengths - 1]))
+
+
+# --- counting --------------------------------------------------------------------------------------
+def train_flops_per_seq(m: ModelConfig, mean_len: float, out_dim: int = 1) -> float:
+    """Multiply-adds x 2 of conv, GRU and head per sequence, x3 for forward + backward."""
+    conv, c_in, side = 0, 1, 28
+    for c, k in zip(m.conv_channels, m.conv_kernels):
+        side -= k - 1
+        conv += 2 * c * side * side * c_in * k * k
+        c_in = c
+    gru, d = 0, c_in * side * side
+    for h in m.gru_hidden:
+        gru += 2 * 3 * h * (d + h)  # input and hidden projections of the 3 gates
+        d = h
+    head = 2 * d * out_dim
+    return 3.0 * (mean_len * (conv + gru) + head)
+
+
+def gemm_rate(n: int, seconds: float) -> float:
+    """float32 GEMM FLOP/s of an n x n x n matmul, repeated for about `seconds`."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while True:
+        a @ b
+        reps += 1
+        dt = time.perf_counter() - t0
+        if dt >= seconds:
+            return reps * 2.0 * n**3 / dt
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=30, help="training steps per timed chunk (batch 32)")
+    p.add_argument("--repeats", type=int, default=5, help="timed chunks per path, alternated A/B then B/A")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--valid", type=int, default=2000, help="validation sequences scored at the end")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--default-heap", action="store_true",
+                   help="leave glibc's malloc thresholds alone (seqsum.train.train() raises them on CPU)")
+    p.add_argument("--variants", action="store_true",
+                   help="also time seqsum without each of its optimizations (rows -fused rmsprop, -real rows, first commit)")
+    p.add_argument("--smoke", action="store_true", help="a ~15 s run (6 steps x 3 repeats, 256 valid)")
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.steps, a.repeats, a.valid = 6, 3, 256
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if not a.default_heap:
+        seqsum_train.keep_freed_heap()  # process-wide: the reference profits too (a conservative ratio)
+
+    cfg = preset("seed").replace({"train.device": "cpu", "data.valid_size": a.valid, "train.seed": a.seed})
+    d, bs = cfg.data, cfg.train.batch_size
+    pools = load_pools(cfg.data)
+    warm = 2
+    n_steps = warm + a.steps * a.repeats
+    gen = torch.Generator().manual_seed(a.seed)
+    seqs = sample(pools, pools.train, n_steps * bs, d.min_len, d.max_len, gen)
+    values = target(cfg.train.task, seqs.digits, seqs.lengths)
+    idx_l, len_l, val_l = seqs.idx.tolist(), seqs.lengths.tolist(), values.tolist()
+    mean_len = sum(len_l) / len(len_l)
+    flops = train_flops_per_seq(cfg.model, mean_len)
+
+    paths: dict[str, object] = {"seqsum": Seqsum(cfg, pools, a.seed)}
+    if a.variants:
+        paths["-fused rmsprop"] = Seqsum(cfg, pools, a.seed, plain_rmsprop=True)
+        paths["-real rows"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru)
+        paths["first commit"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru, plain_rmsprop=True)
+    paths["reference"] = Reference(cfg, pools, a.seed)
+    params = [list(p.model.parameters()) for p in paths.values()]
+    same_init = all(torch.equal(x, y) for ps in params[1:] for x, y in zip(params[0], ps))
+    rng = {name: torch.get_rng_state() for name in paths}  # the same dropout masks for every path
+
+    def run(name: str, lo: int, hi: int) -> float:
+        torch.set_rng_state(rng[name])
+        s = slice(lo * bs, hi * bs)
+        t0 = time.perf_counter()
+        if isinstance(paths[name], Reference):
+            paths[name].train(idx_l[s], len_l[s], val_l[s])
+        else:
+            paths[name].train(seqs[s], values[s])
+        dt = time.perf_counter() - t0
+        rng[name] = torch.get_rng_state()
+        return (hi - lo) * bs / dt
+
+    gemm_n, gemm_s = (512, 0.2) if a.smoke else (1024, 0.5)
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    gemm: list[float] = []
+    t_start = time.perf_counter()
+    for name in paths:  # warm-up steps (the same data for every path), not timed
+        run(name, 0, warm)
+    for r in range(a.repeats):
+        gemm.append(gemm_rate(gemm_n, gemm_s))
+        lo, hi = warm + r * a.steps, warm + (r + 1) * a.steps
+        for name in (list(paths) if r % 2 == 0 else list(paths)[::-1]):  # A/B, then B/A
+            rates[name].append(run(name, lo, hi))
+    gemm.append(gemm_rate(gemm_n, gemm_s))
+    bench_s = time.perf_counter() - t_start
+
+    sets = eval_sets(pools, cfg.data)
+    valid_t = target(cfg.train.task, sets.valid.digits, sets.valid.lengths)
+    exact = {}
+    for name, path in paths.items():
+        if isinstance(path, Reference):
+            pred = path.predict(sets.valid.idx.tolist(), sets.valid.lengths.tolist())
+        else:
+            pred = path.predict(sets.valid)
+        exact[name] = value_metrics(pred, valid_t)["exact"]
+
+    peak = statistics.median(gemm)
+    print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}); torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; glibc heap {'default' if a.default_heap else 'kept (seqsum.train.keep_freed_heap)'}")
+    print(f"model: seed preset, batch {bs}, lengths {d.min_len}..{d.max_len} (mean {mean_len:.3f}); "
+          f"training FLOPs/sequence {flops / 1e6:.1f} M (conv + GRU + head, x3)")
+    print(f"float32 GEMM {gemm_n}^3: {peak / 1e9:.1f} GFLOP/s (median of {len(gemm)}; "
+          f"range {min(gemm) / 1e9:.1f}..{max(gemm) / 1e9:.1f})")
+    print(f"steps: {warm} warm-up + {a.repeats} x {a.steps} timed per path, same sequences and init "
+          f"(identical initial weights: {same_init}); {bench_s:.1f} s")
+    print()
+    print(f"{'path':<14} {'seq/s':>8} {'range':>13} {'ms/step':>8} {'GFLOP/s':>8} {'% GEMM':>7} {'valid exact':>12}")
+    for name, rs in rates.items():
+        med = statistics.median(rs)
+        print(f"{name:<14} {med:8.1f} {min(rs):6.1f}..{max(rs):<6.1f} {1e3 * bs / med:8.1f} "
+              f"{med * flops / 1e9:8.2f} {100 * med * flops / peak:6.1f}% {exact[name]:12.4f}")
+    print()
+    for name in list(paths)[1:]:
+        ratio = statistics.median(rates["seqsum"]) / statistics.median(rates[name])
+        paired = statistics.median(x / y for x, y in zip(rates["seqsum"], rates[name]))
+        print(f"ratio seqsum/{name}: {ratio:.2f}x (median of per-repeat ratios {paired:.2f}x); "
+              f"valid exact difference {exact['seqsum'] - exact[name]:+.4f} after {n_steps} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
