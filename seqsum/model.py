@@ -46,13 +46,14 @@ class CnnGru(nn.Module):
         """images (B, T, 28, 28) uint8 or float in [0, 255], lengths (B,) -> (B, out_dim)."""
         B, T = images.shape[:2]
         lengths = lengths.to(images.device)
-        mask = (torch.arange(T, device=images.device) < lengths[:, None]).T  # (T, B), time-major
-        real = images.transpose(0, 1)[mask]  # (N, 28, 28), N = lengths.sum(), only real steps
-        f = self.cnn(real.unsqueeze(1).float().div_(255.0))  # (N, F)
+        mask = torch.arange(T, device=images.device)[:, None] < lengths  # (T, B), time-major
+        real = mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat (t, b) positions of the real steps
+        pixels = images.transpose(0, 1).reshape(T * B, *images.shape[2:]).index_select(0, real)
+        f = self.cnn(pixels.unsqueeze(1).float().div_(255.0))  # (N, F): real images only
         gru = self.grus[0]
         gi_real = F.linear(f, gru.weight_ih_l0, gru.bias_ih_l0)  # (N, 3H): the big matmul, real rows only
-        gi = gi_real.new_zeros(T, B, gi_real.shape[1])
-        gi[mask] = gi_real  # (T, B, 3H); padded steps are zeros and come after the last real step
+        # (T, B, 3H); padded steps get zeros, and they all come after their sequence's last real step
+        gi = gi_real.new_zeros(T * B, gi_real.shape[1]).index_copy(0, real, gi_real).view(T, B, -1)
         x = _gru_recurrence(gi, gru.weight_hh_l0, gru.bias_hh_l0)  # (T, B, H)
         if len(self.grus) > 1:
             x = x.transpose(0, 1)  # (B, T, H)

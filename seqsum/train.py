@@ -93,32 +93,23 @@ class RMSprop(torch.optim.RMSprop):
     (momentum, centered, CUDA, a closure, another dtype) runs torch's own RMSprop.step.
     """
 
-    _fused = True  # set False for good if torch's fused kernel is ever unavailable
+    _fused = hasattr(torch, "_fused_adam_")  # torch's own fused Adam kernel (CPU since torch 2.4)
 
     @torch.no_grad()
     def step(self, closure=None):
         if closure is not None or not self._fused or not all(map(_plain_rmsprop, self.param_groups)):
             return super().step(closure)
-        work = []
         for group in self.param_groups:
             params, grads, square_avgs, steps = [], [], [], []
             self._init_group(group, params, grads, square_avgs, [], [], steps)  # torch's own state init
-            if any(p.device.type != "cpu" or p.dtype != torch.float32 or p.is_complex() for p in params):
-                return super().step(closure)
-            work.append((group, params, grads, square_avgs, steps))
-        for group, params, grads, square_avgs, steps in work:
             if not params:
                 continue
             no_correction = [torch.tensor(2.0**40)] * len(params)  # 0.9^(2^40) == 0 == 0^(2^40)
-            try:
-                torch._fused_adam_(
-                    params, grads, grads, square_avgs, [], no_correction,
-                    lr=group["lr"], beta1=0.0, beta2=group["alpha"], weight_decay=0.0,
-                    eps=group["eps"], amsgrad=False, maximize=False,
-                )
-            except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - torch without the kernel
-                type(self)._fused = False
-                return super().step(closure)
+            torch._fused_adam_(
+                params, grads, grads, square_avgs, [], no_correction,
+                lr=group["lr"], beta1=0.0, beta2=group["alpha"], weight_decay=0.0,
+                eps=group["eps"], amsgrad=False, maximize=False,
+            )
             torch._foreach_add_(steps, 1)
         return None
 
@@ -128,6 +119,7 @@ def _plain_rmsprop(group: dict[str, Any]) -> bool:
         group["momentum"] == 0 and not group["centered"] and group["weight_decay"] == 0
         and not group["maximize"] and not group["differentiable"] and not group["capturable"]
         and isinstance(group["lr"], float)
+        and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in group["params"])
     )
 
 
