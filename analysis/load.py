@@ -16,6 +16,7 @@ import math
 import sqlite3
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ import pandas as pd
 
 from seqsum.config import ConfigError, RunConfig
 
-ID = ["task", "trial_id"]
 MIN_IMPORTANCE_TRIALS = 4
 WIDTH_BINS = ((32, "<=32"), (128, "33-128"), (math.inf, ">128"))
 
@@ -41,6 +41,7 @@ class Study:
     reruns: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)  # what was missing or skipped, said plainly in the report
     n_listed: dict[str, int] = field(default_factory=dict)  # trials per task in trials.csv
+    optuna: dict[str, Any] = field(default_factory=dict)  # task -> in-memory copy of its Optuna study
 
     @property
     def metric(self) -> tuple[str, str]:
@@ -72,23 +73,27 @@ def load_study(study_dir: str | Path) -> Study:
     notes: list[str] = []
     config = _read_yaml(d / "study.yaml", notes)
     name = str((config.get("where") or {}).get("name") or d.name)
-    runs = [r for task in ("sum", "product") for r in sorted((d / "trials" / task).glob("*/"))]
-    rows, epochs, per_target, pairs = [], [], [], []
+    runs = [r for task in ("sum", "product") for r in sorted((d / "trials" / task).glob("*")) if r.is_dir()]
+    rows, epochs, per_target, pairs, unreadable = [], [], [], [], []
     for run in runs:
         row = read_run(run)
         if row is None:
+            unreadable.append(run.name)
             continue
         rows.append(row)
         key = {"task": row["task"], "trial_id": row["trial_id"], "loss": row["loss"]}
         epochs.append(_frame(run / "metrics.jsonl", key))
         per_target.append(_frame(run / "per_target.csv", key))
         pairs.append(_frame(run / "pairs.csv", key))
-    trials = _numbered(pd.DataFrame(rows))
+    studies = optuna_studies(d, name, notes)
+    trials = _numbered(pd.DataFrame(rows), studies)
     n_listed = _listed(d / "trials.csv", notes)
     if not runs:
         notes.append("no trial folders under trials/ yet")
+    if unreadable:
+        notes.append(f"{len(unreadable)} trial folder(s) left out, without a readable config.json: {', '.join(unreadable[:5])}")
     return Study(d, name, config, trials, _concat(epochs), _concat(per_target), _concat(pairs),
-                 load_reruns(d, notes), notes, n_listed)
+                 load_reruns(d, notes), notes, n_listed, studies)
 
 
 def read_run(run: Path) -> dict[str, Any] | None:
@@ -128,13 +133,16 @@ def read_run(run: Path) -> dict[str, Any] | None:
     return row
 
 
-def _numbered(trials: pd.DataFrame) -> pd.DataFrame:
-    """Sorted by trial number per task; a missing number is the trial's rank by start time."""
+def _numbered(trials: pd.DataFrame, studies: dict[str, Any]) -> pd.DataFrame:
+    """Sorted by trial number per task: params.json's number, else the Optuna trial's (user attribute
+    tune_trial_id), else the rank by start time."""
     if trials.empty:
         return trials
-    order = trials.groupby("task").started_at.rank(method="first") - 1 if trials.started_at.notna().any() else None
-    if order is not None:
-        trials["number"] = trials.number.fillna(order)
+    known = {(task, tid): n for task, s in studies.items() for tid, n in s.user_attrs["numbers"].items()}
+    trials["number"] = trials.number.fillna(pd.Series([known.get(k) for k in zip(trials.task, trials.trial_id)],
+                                                      index=trials.index, dtype="float"))
+    if trials.started_at.notna().any():
+        trials["number"] = trials.number.fillna(trials.groupby("task").started_at.rank(method="first") - 1)
     trials["number"] = trials.number.astype("Int64")
     return trials.sort_values(["task", "number", "trial_id"], na_position="last").reset_index(drop=True)
 
@@ -174,53 +182,79 @@ def load_reruns(d: Path, notes: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame({"mean": g.mean(), "std": g.std(), "n": g.count()}).reset_index()
 
 
-def optuna_importances(study: Study) -> tuple[pd.DataFrame, list[str]]:
-    """Parameter importance per task from optuna.db (read from a copy: the study stays untouched).
-
-    Returns (rows task, param, importance, n_trials) and one line per task that had to be skipped.
-    """
-    db = study.dir / "optuna.db"
-    if not db.is_file():
-        return pd.DataFrame(columns=["task", "param", "importance", "n_trials"]), ["no optuna.db: parameter importance skipped"]
+@contextmanager
+def optuna_storage(db: Path):
+    """An Optuna RDB storage on a private copy of `db`: a running study's file is neither locked nor written."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rows, skipped = [], []
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "optuna.db"
-        src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        dst = sqlite3.connect(copy)
+        src, dst = sqlite3.connect(f"file:{db}?mode=ro", uri=True), sqlite3.connect(copy)
         try:
             src.backup(dst)
-        except sqlite3.DatabaseError as e:
-            return pd.DataFrame(columns=["task", "param", "importance", "n_trials"]), [f"optuna.db is unreadable ({e})"]
         finally:
             src.close(), dst.close()
         storage = optuna.storages.RDBStorage(f"sqlite:///{copy}")
-        names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-        for task in study.tasks or ["sum", "product"]:
-            name = f"{study.name}/{task}"
-            if name not in names:
-                skipped.append(f"{task}: no Optuna study named {name!r} in optuna.db")
-                continue
-            s = optuna.load_study(study_name=name, storage=storage)
-            done = [t for t in s.trials if t.state == optuna.trial.TrialState.COMPLETE]
-            if len(done) < MIN_IMPORTANCE_TRIALS:
-                skipped.append(f"{task}: parameter importance needs >= {MIN_IMPORTANCE_TRIALS} complete trials, "
-                               f"the Optuna study has {len(done)}")
-                continue
-            try:
-                target = (lambda t: t.values[0]) if len(s.directions) > 1 else None
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    imp = optuna.importance.get_param_importances(s, target=target)
-            except (RuntimeError, ValueError) as e:
-                skipped.append(f"{task}: parameter importance needs more trials ({len(done)} complete; {str(e).splitlines()[0]})")
-                continue
-            if not imp:
-                skipped.append(f"{task}: no parameter varied over the {len(done)} complete trials")
-            rows += [{"task": task, "param": k, "importance": v, "n_trials": len(done)} for k, v in imp.items()]
-        storage.engine.dispose()
+        try:
+            yield storage
+        finally:
+            storage.engine.dispose()
+
+
+def optuna_studies(d: Path, name: str, notes: list[str]) -> dict[str, Any]:
+    """{task: in-memory copy of the Optuna study '<name>/<task>'} from d/optuna.db."""
+    import optuna
+
+    if not (d / "optuna.db").is_file():
+        notes.append("no optuna.db: trial numbers from start times, no parameter importance")
+        return {}
+    out = {}
+    try:
+        with optuna_storage(d / "optuna.db") as storage:
+            names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+            for task in ("sum", "product"):
+                if f"{name}/{task}" in names:
+                    s = optuna.load_study(study_name=f"{name}/{task}", storage=storage)
+                    mem = optuna.create_study(directions=s.directions)
+                    trials = s.get_trials(deepcopy=False)
+                    mem.add_trials(trials)
+                    mem.set_user_attr("numbers", {str(t.user_attrs["tune_trial_id"]): t.number
+                                                  for t in trials if "tune_trial_id" in t.user_attrs})
+                    out[task] = mem
+    except Exception as e:  # noqa: BLE001 - any unreadable database becomes one note
+        notes.append(f"optuna.db is unreadable ({str(e).splitlines()[0][:120]}): no parameter importance")
+        return {}
+    if not out:
+        notes.append(f"optuna.db holds no study named {name!r}/sum or /product: no parameter importance")
+    return out
+
+
+def optuna_importances(study: Study) -> tuple[pd.DataFrame, list[str]]:
+    """Parameter importance per task (optuna.importance.get_param_importances on the study's Optuna studies).
+
+    Returns (rows task, param, importance, n_trials) and one line per task that had to be skipped.
+    """
+    import optuna
+
+    rows, skipped = [], []
+    for task, s in study.optuna.items():
+        done = [t for t in s.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(done) < MIN_IMPORTANCE_TRIALS:
+            skipped.append(f"{task}: parameter importance needs >= {MIN_IMPORTANCE_TRIALS} complete trials, "
+                           f"the Optuna study has {len(done)}")
+            continue
+        try:
+            target = (lambda t: t.values[0]) if len(s.directions) > 1 else None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                imp = optuna.importance.get_param_importances(s, target=target)
+        except (RuntimeError, ValueError) as e:
+            skipped.append(f"{task}: parameter importance failed over {len(done)} complete trials ({str(e).splitlines()[0]})")
+            continue
+        if not imp:
+            skipped.append(f"{task}: no parameter varied over the {len(done)} complete trials")
+        rows += [{"task": task, "param": k, "importance": v, "n_trials": len(done)} for k, v in imp.items()]
     return pd.DataFrame(rows, columns=["task", "param", "importance", "n_trials"]), skipped
 
 

@@ -42,7 +42,9 @@ def error_by_target(per_target: pd.DataFrame) -> Figure:
             ax = axes[i, j]
             for k, g in enumerate(_groups(df)):
                 d = df[df.group == g].sort_values("target")
-                ax.plot(d.target, d[col], marker="o", ms=2.5, lw=1, color=_color(g, k), label=f"{g} ({d.trial_id.iloc[0]})")
+                # the product has hundreds of sparse target values: points, not a zigzag line
+                ax.plot(d.target, d[col], marker="o", ms=2.5, lw=0 if task == "product" else 1, alpha=0.8,
+                        color=_color(g, k), label=f"{g} ({d.trial_id.iloc[0]})")
             if task == "product":
                 ax.set_xscale("symlog", linthresh=1)
                 if col != "exact":

@@ -281,6 +281,8 @@ def section_search(ctx: Ctx, doc: Doc) -> None:
               + (f", then {d.param.iloc[1]} ({d.importance.iloc[1]:.2f})" if len(d) > 1 else "")
               + f", over {int(d.n_trials.iloc[0])} complete Optuna trials.")
     doc.bullets([f"Parameter importance skipped for {line}" for line in skipped])
+    if imp.empty and not skipped:
+        doc.p("No parameter importance: optuna.db has no usable Optuna study (see the notes in the overview).")
     if not imp.empty:
         ctx.save_figure(doc, "importance", plots.importance_plot(imp), "Optuna parameter importance per task.")
     bsf = tables.best_so_far(s)

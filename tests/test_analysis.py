@@ -142,7 +142,7 @@ def test_smoke_study_report_has_every_section(smoke_study):
     check_pngs(out)
     md = (out / "report.md").read_text()
     trials = pd.read_csv(smoke_study / "trials.csv", dtype={"trial_id": str})
-    best = trials.sort_values("valid/exact", ascending=False, kind="stable").groupby("task").head(1)
+    best = tables.rank(trials, "valid/exact", "max").groupby("task").head(1)  # ties: lower valid MAE
     for _, r in best.iterrows():
         assert f"{r.task}: best trial" in md and f"test exact {r['test/exact']:.3f} vs ceiling" in md
     assert (out / "ceiling").is_dir() and list((out / "ceiling").glob("*/classifier.pt"))
@@ -223,7 +223,9 @@ def test_bad_input_is_one_line_and_exit_2(study, tmp_path, capsys, args, message
 def test_study_with_no_finished_trial_says_so_plainly(study, tmp_path):
     d = tmp_path / NAME
     shutil.copytree(study, d, ignore=shutil.ignore_patterns("report", "rerun", "summary.json", "checkpoint.pt"))
+    before = snapshot(d)
     out = build_report(d)
+    assert snapshot(d) == before
     md = (out / "report.md").read_text()
     assert "No trial has finished yet (3 trial folders, none with test metrics)" in md
     assert md.count("Skipped: no finished trial.") == len(SECTIONS) - 1
@@ -233,7 +235,9 @@ def test_study_with_no_finished_trial_says_so_plainly(study, tmp_path):
 def test_missing_rerun_folder_gives_an_honest_partial_report(study, report, tmp_path):
     d = tmp_path / NAME
     shutil.copytree(study, d, ignore=shutil.ignore_patterns("rerun"))
+    before = snapshot(d)
     out = build_report(d, train_ceiling=False)  # the ceiling cache came along with report/
+    assert snapshot(d) == before
     md = (out / "report.md").read_text()
     assert "no reruns (rerun/ is missing or empty)" in md and "(no reruns: one seed each)" in md
     assert "rerun test/exact" not in md and "p = 0.9" in md
