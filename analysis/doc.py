@@ -27,7 +27,7 @@ def fmt(v) -> str:
         if v.is_integer() and abs(v) < 1e6:
             return str(int(v))
         a = abs(v)
-        return f"{v:.3g}" if a < 0.001 else f"{v:.3f}" if a < 10 else f"{v:.1f}" if a < 1000 else f"{v:.0f}"
+        return f"{v:.3g}" if a < 0.01 else f"{v:.3f}" if a < 10 else f"{v:.1f}" if a < 1000 else f"{v:.0f}"
     return str(v)
 
 
