@@ -18,6 +18,13 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit 2) like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -85,6 +92,8 @@ def run_config_from_args(a: argparse.Namespace) -> RunConfig:
         smoke = PRESETS["smoke"]
         overrides.update({f"{s}.{k}": v for s, sec in smoke.items() for k, v in sec.items()})
     overrides.update({key: getattr(a, flag) for flag, key in _FLAGS.items() if getattr(a, flag, None) is not None})
+    if a.data_root is not None and a.data is None:
+        overrides["data.source"] = "mnist"  # --data-root alone means full MNIST from there
     if a.download:
         overrides["data.download"] = True
     if a.standardize:
@@ -102,7 +111,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .results import append_metrics, finish_run, write_json
-    from .train import load_checkpoint, save_checkpoint, train
+    from .train import load_checkpoint, resolve_device, save_checkpoint, train
     from .data import load_pools
 
     resume = None
@@ -114,14 +123,19 @@ def cmd_train(a: argparse.Namespace) -> int:
         if a.epochs:
             cfg = cfg.replace({"train.epochs": a.epochs})
         out = Path(a.out) if a.out else ckpt.parent
+        new_folder = out.resolve() != ckpt.parent.resolve()  # continue into another folder
+        if new_folder:
+            _check_out_dir(out, a.overwrite)
     else:
         if not a.out:
             raise CliError("--out DIR is required")
         cfg = run_config_from_args(a)
         out = Path(a.out)
         _check_out_dir(out, a.overwrite)
+        new_folder = True
+    resolve_device(cfg.train.device)  # --device cuda without CUDA fails here, before anything is written
     pools = load_pools(cfg.data)  # bad data roots fail here, before anything is written
-    if resume is None:
+    if new_folder:
         if out.exists() and a.overwrite:
             for name in list(out.iterdir()):
                 shutil.rmtree(name) if name.is_dir() else name.unlink()
@@ -130,6 +144,12 @@ def cmd_train(a: argparse.Namespace) -> int:
     else:
         (out / "summary.json").unlink(missing_ok=True)
         write_json(out / "config.json", cfg.to_dict())
+    if resume is not None:
+        # The checkpoint's history is the truth: an epoch logged after the last checkpoint (a crash
+        # between the two writes) is dropped, since it runs again.
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        for m in resume["history"]:
+            append_metrics(out, m)
     n_params = None
 
     def report(m: dict[str, Any], state: dict[str, Any]) -> None:
@@ -145,7 +165,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     n_params = sum(p.numel() for p in result.model.parameters())
     summary = finish_run(out, cfg, result, {"params": n_params})
     if summary["status"] == "diverged":
-        print(f"diverged after {summary['epochs']} epochs (non-finite training loss); metrics so far in {out}/metrics.jsonl")
+        print(f"seqsum: the run diverged in epoch {summary['epochs']} (non-finite training loss; try a lower --lr); "
+              f"metrics so far in {out / 'metrics.jsonl'}", file=sys.stderr)
         return 1
     print(f"done: test exact {summary['test/exact']:.3f}  mae {summary['test/mae']:.3f}  mse {summary['test/mse']:.3f}  "
           f"9x9 exact {summary['pairs/9x9/exact']:.2f}  ({summary['train_seconds']:.0f}s, {n_params:,} params) -> {out}")
@@ -153,7 +174,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seqsum", description="Sum vs product of handwritten digit sequences: train, study, report.")
+    p = _Parser(prog="seqsum", description="Sum vs product of handwritten digit sequences: train, study, report.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one CNN-GRU (no Ray)", description="Train one CNN-GRU on digit sequences and evaluate it.")
     add_run_config_args(t)
