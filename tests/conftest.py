@@ -102,27 +102,31 @@ def write_idx_pair(folder: Path, split: str, images: np.ndarray, labels: np.ndar
 def mnist_root(tmp_path: Path) -> Path:
     """A torchvision-layout data root (root/MNIST/raw) with small gzipped train and t10k sets."""
     raw = tmp_path / "data" / "MNIST" / "raw"
-    write_idx_pair(raw, "train", *fake_mnist(400, seed=1), gz=True)
-    write_idx_pair(raw, "t10k", *fake_mnist(100, seed=2), gz=True)
+    write_idx_pair(raw, "train", *fake_mnist(1600, seed=1), gz=True)
+    write_idx_pair(raw, "t10k", *fake_mnist(400, seed=2), gz=True)
     return tmp_path / "data"
 
 
 # --- the CLI in-process -----------------------------------------------------------------------------
-@pytest.fixture
-def cli(capsys):
-    """cli(*argv) -> (exit code, stdout, stderr) of seqsum.cli.main, run in this process."""
+def run_cli(*argv: Any) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of seqsum.cli.main(argv), run in this process."""
+    import contextlib
+    import io
+
     from seqsum.cli import main
 
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             rc = main([str(a) for a in argv])
         except SystemExit as e:  # argparse: --help, usage errors
             rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return rc, out, err
+    return rc, out.getvalue(), err.getvalue()
 
-    return run
+
+@pytest.fixture
+def cli():
+    return run_cli
 
 
 def tree(path: Path) -> dict[str, bytes]:
