@@ -440,8 +440,9 @@ def make_report(study_dir: Path) -> None:
     try:
         out = build_report(study_dir)
         print(f"report: {out / 'index.html'}", flush=True)
-    except ConfigError as e:
-        print(f"report not written: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the study's results are safe; the report can be rebuilt
+        print(f"report not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+              f"rebuild it with: seqsum report {study_dir}", file=sys.stderr)
 
 
 # --- rerun ------------------------------------------------------------------------------------
