@@ -109,6 +109,17 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
         raise CliError(f"--out {str(out)!r} is not empty; pass --overwrite to replace it, or choose another folder")
 
 
+def _check_resume_flags(a: argparse.Namespace) -> None:
+    """--resume continues a run with the config in its checkpoint: a config flag would be ignored."""
+    given = [f"--{flag.replace('_', '-')}" for flag in _FLAGS if flag not in ("epochs", "device") and getattr(a, flag) is not None]
+    given += [f"--{flag}" for flag in ("preset", "config") if getattr(a, flag) is not None]
+    given += [f"--{flag}" for flag in ("smoke", "standardize", "download") if getattr(a, flag)]
+    given += ["--set"] * bool(a.overrides)
+    if given:
+        raise CliError(f"--resume continues with the checkpoint's config; {', '.join(given)} cannot change it "
+                       "(allowed with --resume: --epochs, --device, --out, --overwrite)")
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from .results import append_metrics, finish_run, write_json
     from .train import load_checkpoint, resolve_device, save_checkpoint, train
@@ -120,8 +131,14 @@ def cmd_train(a: argparse.Namespace) -> int:
         ckpt = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
         resume = load_checkpoint(ckpt)
         cfg = RunConfig.from_dict(resume["config"])
-        if a.epochs:
+        _check_resume_flags(a)
+        if a.epochs is not None:
+            if a.epochs < int(resume["epoch"]):
+                raise CliError(f"--epochs {a.epochs} is below the checkpoint's epoch {resume['epoch']}; "
+                               f"allowed: {resume['epoch']} or more")
             cfg = cfg.replace({"train.epochs": a.epochs})
+        if a.device is not None:  # e.g. continue a GPU run on a CPU
+            cfg = cfg.replace({"train.device": a.device})
         out = Path(a.out) if a.out else ckpt.parent
         new_folder = out.resolve() != ckpt.parent.resolve()  # continue into another folder
         if new_folder:

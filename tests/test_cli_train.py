@@ -159,8 +159,9 @@ def test_resume_into_another_folder_keeps_the_original(smoke_run, tmp_path):
     part, cont = tmp_path / "part", tmp_path / "cont"
     assert run_cli("train", "--smoke", "--epochs", "1", "--out", part)[0] == 0
     before = tree(part)
-    rc, _, stderr = run_cli("train", "--resume", part / "checkpoint.pt", "--epochs", "2", "--out", cont)
+    rc, _, stderr = run_cli("train", "--resume", part / "checkpoint.pt", "--epochs", "2", "--device", "cpu", "--out", cont)
     assert rc == 0, stderr
+    assert RunConfig.load(cont / "config.json").train.device == "cpu"
     assert tree(part) == before
     assert sorted(p.name for p in cont.iterdir()) == sorted(FILES)
     assert history_without_times(read_jsonl(cont / "metrics.jsonl")) == history_without_times(read_jsonl(whole / "metrics.jsonl"))
@@ -350,3 +351,22 @@ def test_python_m_seqsum_help(tmp_path):
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == "seqsum: error: unknown task 'divide'; allowed: sum, product"
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--lr", "0.1"], "--lr"),
+    (["--task", "product"], "--task"),
+    (["--smoke"], "--smoke"),
+    (["--set", "data.valid_size=10"], "--set"),
+    (["--preset", "seed"], "--preset"),
+    (["--epochs", "1"], "--epochs 1"),
+])
+def test_resume_refuses_flags_it_would_ignore(smoke_run, tmp_path, argv, named):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes((smoke_run[0] / "checkpoint.pt").read_bytes())  # at epoch 2
+    before = tree(tmp_path)
+    rc, stdout, stderr = run_cli("train", "--resume", run, *argv)
+    assert rc == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
+    assert named in stderr and "allowed" in stderr
+    assert tree(tmp_path) == before
