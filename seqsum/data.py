@@ -80,7 +80,12 @@ def load_mnist(root: str | Path | None, download: bool = False) -> Digits:
     if download:
         from torchvision.datasets import MNIST
 
-        parts = [MNIST(str(root), train=t, download=True) for t in (True, False)]
+        try:
+            parts = [MNIST(str(root), train=t, download=True) for t in (True, False)]
+        except Exception as e:  # noqa: BLE001 - no network, a mirror down, a bad file: one line
+            reason = " ".join(str(e).split())[:300]
+            raise ConfigError(f"could not download MNIST into {str(root)!r} (--download needs internet; or put the "
+                              f"IDX files there yourself): {reason}") from None
         return Digits(torch.cat([p.data for p in parts]), torch.cat([p.targets for p in parts]).long(), f"mnist ({root})")
     if not root.is_dir():
         raise ConfigError(f"MNIST data root {str(root)!r} is not a directory")

@@ -261,3 +261,16 @@ def test_a_test_pool_without_some_digit_is_a_config_error(digits):
     pools.labels[pools.test[pools.labels[pools.test] == 3]] = 4
     with pytest.raises(ConfigError, match=r"\[3\]"):
         pair_grid_sequences(pools, 1, gen(0))
+
+
+def test_failed_download_is_one_line_config_error(tmp_path, monkeypatch):
+    # Every request goes to a proxy on a closed loopback port: the download fails at once, here and
+    # on a machine with internet alike.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError) as e:
+        load_mnist(tmp_path, download=True)
+    msg = str(e.value)
+    assert "could not download MNIST" in msg and str(tmp_path) in msg and "\n" not in msg
