@@ -128,14 +128,37 @@ class RunConfig:
             raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
         try:
             if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                d = yaml.safe_load(text) or {}
+                d = _yaml_load(text) or {}
             else:
                 d = json.loads(text)
         except Exception as e:  # noqa: BLE001 - any parse error becomes one line
             raise ConfigError(f"cannot parse config file {str(path)!r}: {str(e).splitlines()[0]}") from None
         return cls.from_dict(d)
+
+
+def _yaml_load(text: str) -> Any:
+    """yaml.safe_load, except that 1e-3 is a float (PyYAML's YAML 1.1 rules read it as a string)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _section(kind: type, d: Any, name: str):
@@ -177,19 +200,19 @@ def _problems(c: RunConfig) -> list[str]:
     _choice(p, "activation", m.activation, ACTIVATIONS)
     _choice(p, "optimizer", t.optimizer, OPTIMIZERS)
     _choice(p, "device", t.device, DEVICES)
-    if not (isinstance(d.max_len, int) and d.max_len >= 1):
+    if not (_is_int(d.max_len) and d.max_len >= 1):
         p.append(f"max_len must be an integer >= 1, got {d.max_len!r}")
-    elif not (isinstance(d.min_len, int) and 1 <= d.min_len <= d.max_len):
+    elif not (_is_int(d.min_len) and 1 <= d.min_len <= d.max_len):
         p.append(f"min_len must be an integer in 1..max_len={d.max_len}, got {d.min_len!r}")
-    elif d.eval_max_len is not None and not (isinstance(d.eval_max_len, int) and d.eval_max_len >= d.max_len):
+    elif d.eval_max_len is not None and not (_is_int(d.eval_max_len) and d.eval_max_len >= d.max_len):
         p.append(f"eval_max_len must be an integer >= max_len={d.max_len}, got {d.eval_max_len!r}")
     for name in ("train_size", "valid_size", "test_size", "pairs_per_cell"):
         v = getattr(d, name)
-        if not (isinstance(v, int) and v >= 1):
+        if not (_is_int(v) and v >= 1):
             p.append(f"{name} must be an integer >= 1, got {v!r}")
     for name in ("valid_frac", "test_frac"):
         v = getattr(d, name)
-        if not (isinstance(v, (int, float)) and 0 < v < 1):
+        if not (_is_number(v) and 0 < v < 1):
             p.append(f"{name} must be in (0, 1), got {v!r}")
     if not p and d.valid_frac + d.test_frac >= 0.9:
         p.append(f"valid_frac + test_frac must leave >= 10% for training, got {d.valid_frac + d.test_frac}")
@@ -203,17 +226,20 @@ def _problems(c: RunConfig) -> list[str]:
             p.append(f"conv_channels {list(m.conv_channels)} and conv_kernels {list(m.conv_kernels)} differ in length")
         elif all(isinstance(k, int) for k in m.conv_kernels) and 28 - sum(k - 1 for k in m.conv_kernels) < 1:
             p.append(f"conv kernels {list(m.conv_kernels)} shrink a 28x28 image to nothing")
-    if not (isinstance(m.dropout, (int, float)) and 0 <= m.dropout < 1):
+    if not (_is_number(m.dropout) and 0 <= m.dropout < 1):
         p.append(f"dropout must be in [0, 1), got {m.dropout!r}")
-    if not (isinstance(t.epochs, int) and t.epochs >= 1):
+    if not (_is_int(t.epochs) and t.epochs >= 1):
         p.append(f"epochs must be an integer >= 1, got {t.epochs!r}")
-    if not (isinstance(t.batch_size, int) and t.batch_size >= 1):
+    if not (_is_int(t.batch_size) and t.batch_size >= 1):
         p.append(f"batch_size must be an integer >= 1, got {t.batch_size!r}")
-    if not (isinstance(t.lr, (int, float)) and t.lr > 0):
+    if not (_is_number(t.lr) and t.lr > 0):
         p.append(f"lr must be > 0, got {t.lr!r}")
-    if t.grad_clip is not None and not (isinstance(t.grad_clip, (int, float)) and t.grad_clip > 0):
+    if t.grad_clip is not None and not (_is_number(t.grad_clip) and t.grad_clip > 0):
         p.append(f"grad_clip must be > 0 or null, got {t.grad_clip!r}")
-    if not isinstance(t.seed, int) or isinstance(t.seed, bool):
+    for name, v in (("standardize", t.standardize), ("download", d.download)):
+        if not isinstance(v, bool):
+            p.append(f"{name} must be true or false, got {v!r}")
+    if not _is_int(t.seed):
         p.append(f"seed must be an integer, got {t.seed!r}")
     return p
 

@@ -55,6 +55,10 @@ def test_save_and_load_json_and_yaml(tmp_path):
     assert RunConfig.load(tmp_path / "c.json") == cfg
     (tmp_path / "c.yaml").write_text("train:\n  loss: classify\ndata:\n  max_len: 3\n")
     assert RunConfig.load(tmp_path / "c.yaml") == cfg
+    # PyYAML alone reads 1e-3 as a string; configs read it as the float everyone means
+    (tmp_path / "lr.yaml").write_text("train:\n  lr: 1e-3\n  grad_clip: 5E+1\ndata:\n  root: 1e3x\n")
+    lr = RunConfig.load(tmp_path / "lr.yaml")
+    assert lr.train.lr == 0.001 and lr.train.grad_clip == 50.0 and lr.data.root == "1e3x"
     (tmp_path / "empty.yaml").write_text("")
     assert RunConfig.load(tmp_path / "empty.yaml") == RunConfig()
 
@@ -129,6 +133,11 @@ def test_configs_are_frozen():
         ({"train.lr": -1}, "got -1", "> 0"),
         ({"train.grad_clip": 0}, "got 0", "> 0 or null"),
         ({"train.seed": "x"}, "got 'x'", "integer"),
+        ({"train.epochs": True}, "got True", ">= 1"),
+        ({"data.test_size": False}, "got False", ">= 1"),
+        ({"train.lr": True}, "got True", "> 0"),
+        ({"train.standardize": "yes"}, "got 'yes'", "true or false"),
+        ({"data.download": 1}, "got 1", "true or false"),
     ],
 )
 def test_bad_values_name_the_value_and_what_is_allowed(overrides, bad, allowed):
