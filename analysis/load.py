@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqsum.config import ConfigError, RunConfig
+from seqsum.config import ConfigError, RunConfig, yaml_load
 
 MIN_IMPORTANCE_TRIALS = 4
 WIDTH_BINS = ((32, "<=32"), (128, "33-128"), (math.inf, ">128"))
@@ -277,7 +277,7 @@ def _read_yaml(path: Path, notes: list[str]) -> dict[str, Any]:
     import yaml
 
     try:
-        d = yaml.safe_load(path.read_text()) or {}
+        d = yaml_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         notes.append(f"study.yaml is unreadable ({str(e).splitlines()[0]}): ranking trials by valid/exact")
         return {}

@@ -128,7 +128,7 @@ class RunConfig:
             raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
         try:
             if path.suffix in (".yaml", ".yml"):
-                d = _yaml_load(text) or {}
+                d = yaml_load(text) or {}
             else:
                 d = json.loads(text)
         except Exception as e:  # noqa: BLE001 - any parse error becomes one line
@@ -136,7 +136,7 @@ class RunConfig:
         return cls.from_dict(d)
 
 
-def _yaml_load(text: str) -> Any:
+def yaml_load(text: str) -> Any:
     """yaml.safe_load, except that 1e-3 is a float (PyYAML's YAML 1.1 rules read it as a string)."""
     import re
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from seqsum.config import ConfigError, LOSSES, TASKS, RunConfig
+from seqsum.config import ConfigError, LOSSES, TASKS, RunConfig, yaml_load
 
 PRESET_DIR = Path(__file__).parent / "presets"
 SCHEDULERS = ("asha", "fifo")
@@ -134,7 +134,7 @@ class StudyConfig:
     def load(cls, path: str | Path) -> "StudyConfig":
         path = Path(path)
         try:
-            d = yaml.safe_load(path.read_text())
+            d = yaml_load(path.read_text())
         except OSError as e:
             raise ConfigError(f"cannot read study config {str(path)!r}: {e.strerror}") from None
         except yaml.YAMLError as e:
