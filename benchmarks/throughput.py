@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 from seqsum.config import ModelConfig, preset  # noqa: E402
 from seqsum.data import Sequences, eval_sets, load_pools, sample  # noqa: E402
@@ -43,8 +45,12 @@ from seqsum import train as seqsum_train  # noqa: E402
 
 # --- the plain reference ---------------------------------------------------------------------------
 class PaddedCnnGru(CnnGru):
-    """The same network (CnnGru's plain modules: nn.Conv2d, nn.GRU, nn.Linear, so the same seed
-    gives the same initial weights) run the plain way, over zero-padded float batches."""
+    """The same network (CnnGru's modules, so the same seed gives the same initial weights, with
+    torch's nn.Tanh) run the plain way, over zero-padded float batches."""
+
+    def __init__(self, cfg: ModelConfig, out_dim: int = 1):
+        super().__init__(cfg, out_dim)
+        plain_tanh(self)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (B, T, 28, 28) float in [0, 1], zero-padded; lengths (B,) -> (B, out_dim)."""
@@ -94,15 +100,23 @@ class Reference:
         return torch.cat(out).double()
 
 
+def plain_tanh(model: CnnGru) -> CnnGru:
+    """Swap seqsum's Tanh (2 sigmoid(2x) - 1 on CPU) for torch's nn.Tanh."""
+    model.cnn = nn.Sequential(*(nn.Tanh() if isinstance(m, nn.Tanh) else m for m in model.cnn))
+    return model
+
+
 # --- seqsum's path ---------------------------------------------------------------------------------
 class Seqsum:
-    def __init__(self, cfg, pools, seed: int, model_cls=None, plain_rmsprop: bool = False):
+    def __init__(self, cfg, pools, seed: int, model_cls=None, plain_rmsprop: bool = False, torch_tanh: bool = False):
         torch.manual_seed(seed)  # as seqsum.train.train() does before building
         self.model, self.codec = seqsum_train.build(cfg)
         if model_cls is not None:  # an earlier variant of the model, same parameters
             state = self.model.state_dict()
             self.model = model_cls(cfg.model, self.codec.out_dim)
             self.model.load_state_dict(state)
+        if torch_tanh:
+            plain_tanh(self.model)
         if plain_rmsprop:
             self.opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.train.lr, alpha=0.9, eps=1e-7)
         else:
@@ -171,6 +185,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def profile(name: str, paths: dict, chunk) -> None:
+    """torch.profiler over one more chunk of `name`'s steps (after the timing and scoring)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    if name not in paths:
+        raise SystemExit(f"--profile: no path {name!r}; one of: {', '.join(paths)}")
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        chunk()
+    print(f"\nprofile of {name!r}, one chunk (self CPU time, top ops):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14, max_name_column_width=40))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=30, help="training steps per timed chunk (batch 32)")
@@ -181,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--default-heap", action="store_true",
                    help="leave glibc's malloc thresholds alone (seqsum.train.train() raises them on CPU)")
     p.add_argument("--variants", action="store_true",
-                   help="also time seqsum without each of its optimizations (rows -fused rmsprop, -real rows, first commit)")
+                   help="also time seqsum without each of its optimizations (-sigmoid tanh, -fused rmsprop, -real rows) "
+                        "and without all three (first commit)")
+    p.add_argument("--profile", metavar="PATH", help="also print torch.profiler's top ops for one chunk of PATH's steps")
     p.add_argument("--smoke", action="store_true", help="a ~15 s run (6 steps x 3 repeats, 256 valid)")
     a = p.parse_args(argv)
     if a.smoke:
@@ -205,23 +234,29 @@ def main(argv: list[str] | None = None) -> int:
 
     paths: dict[str, object] = {"seqsum": Seqsum(cfg, pools, a.seed)}
     if a.variants:
+        paths["-sigmoid tanh"] = Seqsum(cfg, pools, a.seed, torch_tanh=True)
         paths["-fused rmsprop"] = Seqsum(cfg, pools, a.seed, plain_rmsprop=True)
         paths["-real rows"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru)
-        paths["first commit"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru, plain_rmsprop=True)
+        paths["first commit"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru, plain_rmsprop=True,
+                                       torch_tanh=True)
     paths["reference"] = Reference(cfg, pools, a.seed)
     params = [list(p.model.parameters()) for p in paths.values()]
     same_init = all(torch.equal(x, y) for ps in params[1:] for x, y in zip(params[0], ps))
     rng = {name: torch.get_rng_state() for name in paths}  # the same dropout masks for every path
 
+    faults: dict[str, list[float]] = {name: [] for name in paths}
+
     def run(name: str, lo: int, hi: int) -> float:
         torch.set_rng_state(rng[name])
         s = slice(lo * bs, hi * bs)
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         if isinstance(paths[name], Reference):
             paths[name].train(idx_l[s], len_l[s], val_l[s])
         else:
             paths[name].train(seqs[s], values[s])
         dt = time.perf_counter() - t0
+        faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / (hi - lo))
         rng[name] = torch.get_rng_state()
         return (hi - lo) * bs / dt
 
@@ -259,11 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"steps: {warm} warm-up + {a.repeats} x {a.steps} timed per path, same sequences and init "
           f"(identical initial weights: {same_init}); {bench_s:.1f} s")
     print()
-    print(f"{'path':<14} {'seq/s':>8} {'range':>13} {'ms/step':>8} {'GFLOP/s':>8} {'% GEMM':>7} {'valid exact':>12}")
+    print(f"{'path':<14} {'seq/s':>8} {'range':>13} {'ms/step':>8} {'GFLOP/s':>8} {'% GEMM':>7} "
+          f"{'best %':>7} {'faults/step':>11} {'valid exact':>12}")
     for name, rs in rates.items():
         med = statistics.median(rs)
         print(f"{name:<14} {med:8.1f} {min(rs):6.1f}..{max(rs):<6.1f} {1e3 * bs / med:8.1f} "
-              f"{med * flops / 1e9:8.2f} {100 * med * flops / peak:6.1f}% {exact[name]:12.4f}")
+              f"{med * flops / 1e9:8.2f} {100 * med * flops / peak:6.1f}% {100 * max(rs) * flops / max(gemm):6.1f}% "
+              f"{statistics.median(faults[name]):11.0f} {exact[name]:12.4f}")
+    print("(% GEMM: median seq/s x FLOPs/sequence over the median GEMM rate; best %: fastest chunk over the "
+          "fastest GEMM; faults/step: minor page faults)")
+    if a.profile:
+        profile(a.profile, paths, lambda: run(a.profile, warm, warm + a.steps))
     print()
     for name in list(paths)[1:]:
         ratio = statistics.median(rates["seqsum"]) / statistics.median(rates[name])

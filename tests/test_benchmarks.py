@@ -24,10 +24,13 @@ def smoke_run() -> str:
 
 
 def parse(out: str) -> tuple[dict[str, dict[str, float]], float]:
+    """The seqsum and reference rows: path seq/s lo..hi ms/step GFLOP/s %GEMM best% faults/step exact."""
     rows = {}
-    for m in re.finditer(r"^(seqsum|reference)\s+([\d.]+)\s+[\d.]+\.\.[\d.]+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%\s+([\d.]+)$", out, re.M):
-        rows[m.group(1)] = {"seq/s": float(m.group(2)), "ms/step": float(m.group(3)), "pct": float(m.group(5)),
-                            "exact": float(m.group(6))}
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] in ("seqsum", "reference") and len(f) == 9:
+            rows[f[0]] = {"seq/s": float(f[1]), "ms/step": float(f[3]), "pct": float(f[5].rstrip("%")),
+                          "exact": float(f[8])}
     ratio = re.search(r"^ratio seqsum/reference: ([\d.]+)x", out, re.M)
     assert set(rows) == {"seqsum", "reference"} and ratio, out
     return rows, float(ratio.group(1))
