@@ -205,8 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--valid", type=int, default=2000, help="validation sequences scored at the end")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--default-heap", action="store_true",
-                   help="leave glibc's malloc thresholds alone (seqsum.train.train() raises them on CPU)")
     p.add_argument("--variants", action="store_true",
                    help="also time seqsum without each of its optimizations (-sigmoid tanh, -fused rmsprop, -real rows) "
                         "and without all three (first commit)")
@@ -217,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         a.steps, a.repeats, a.valid = 6, 3, 256
     if a.threads:
         torch.set_num_threads(a.threads)
-    if not a.default_heap:
-        seqsum_train.keep_freed_heap()  # process-wide: the reference profits too (a conservative ratio)
 
     cfg = preset("seed").replace({"train.device": "cpu", "data.valid_size": a.valid, "train.seed": a.seed})
     d, bs = cfg.data, cfg.train.batch_size
@@ -286,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     peak = statistics.median(gemm)
     print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; glibc heap {'default' if a.default_heap else 'kept (seqsum.train.keep_freed_heap)'}")
+          f"{torch.get_num_threads()} threads")
     print(f"model: seed preset, batch {bs}, lengths {d.min_len}..{d.max_len} (mean {mean_len:.3f}); "
           f"training FLOPs/sequence {flops / 1e6:.1f} M (conv + GRU + head, x3)")
     print(f"float32 GEMM {gemm_n}^3: {peak / 1e9:.1f} GFLOP/s (median of {len(gemm)}; "

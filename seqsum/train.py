@@ -6,9 +6,7 @@ steps the optimizer over them, scores the fixed validation set in value space an
 """
 from __future__ import annotations
 
-import ctypes
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -43,35 +41,6 @@ def resolve_device(name: str) -> torch.device:
 
         raise ConfigError("device 'cuda' requested but no CUDA device is available; allowed here: auto, cpu")
     return torch.device(name)
-
-
-_HEAP_TUNED = False
-
-
-def keep_freed_heap() -> None:
-    """Let glibc reuse freed memory for the big per-step tensors instead of handing it back to the OS.
-
-    A CPU training step allocates and frees tens of MB (the first GRU layer's weight gradient alone
-    is 20 MB for the seed model). With glibc's default thresholds, freed blocks at the top of the
-    heap are returned to the OS, so every step page-faults thousands of fresh pages back in
-    (~8,000 minor faults per seed-model step). Raising the mmap and trim thresholds keeps that
-    memory in the heap (bounded by the peak use plus 256 MiB). Process-wide, idempotent, and a
-    no-op off glibc (the results are the same either way; only the time changes).
-    """
-    global _HEAP_TUNED
-    if _HEAP_TUNED:
-        return
-    _HEAP_TUNED = True
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum; larger blocks are still mmap()ed
-    mallopt(m_trim_threshold, 256 << 20)
 
 
 def build(cfg: RunConfig) -> tuple[CnnGru, Codec]:
@@ -174,8 +143,6 @@ def train(
     the run with status "diverged" (its last metrics are still reported).
     """
     device = resolve_device(cfg.train.device)
-    if device.type == "cpu":
-        keep_freed_heap()
     pools = (pools if pools is not None else load_pools(cfg.data)).to(device)
     sets = eval_sets(pools, cfg.data)
     torch.manual_seed(cfg.train.seed)
