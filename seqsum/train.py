@@ -87,7 +87,7 @@ def _plain_rmsprop(group: dict[str, Any]) -> bool:
     return (
         group["momentum"] == 0 and not group["centered"] and group["weight_decay"] == 0
         and not group["maximize"] and not group["differentiable"] and not group["capturable"]
-        and isinstance(group["lr"], float)
+        and not isinstance(group["lr"], torch.Tensor)
         and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in group["params"])
     )
 
