@@ -6,6 +6,7 @@ steps the optimizer over them, scores the fixed validation set in value space an
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -195,12 +196,14 @@ def train(
 
 
 def checkpoint_state(cfg, model, opt, gen, epoch, history) -> dict[str, Any]:
-    """Everything `train(..., resume=...)` needs; loadable with torch.load(weights_only=True)."""
+    """Everything `train(..., resume=...)` needs; loadable with torch.load(weights_only=True).
+
+    A snapshot: tensors are copied, so a state kept in memory does not move on with training."""
     return {
         "config": cfg.to_dict(),
         "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimizer": copy.deepcopy(opt.state_dict()),
         "generator": gen.get_state(),
         "torch_rng": torch.get_rng_state(),
         "history": list(history),
