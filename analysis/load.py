@@ -164,7 +164,7 @@ def load_reruns(d: Path, notes: list[str]) -> pd.DataFrame | None:
             notes.append(f"rerun/summary.csv is unreadable ({str(e).splitlines()[0]}); reruns left out")
             return None
         if not {"task", "trial_id", "metric", "mean", "std", "n"} <= set(df.columns):
-            notes.append(f"rerun/summary.csv lacks columns task, trial_id, metric, mean, std, n; reruns left out")
+            notes.append("rerun/summary.csv lacks columns task, trial_id, metric, mean, std, n; reruns left out")
             return None
         return df
     runs = sorted((d / "rerun").glob("*/*/seed=*/summary.json"))

@@ -6,7 +6,6 @@ space, by `seqsum.evaluate`.
 """
 from __future__ import annotations
 
-import itertools
 import math
 from functools import lru_cache
 

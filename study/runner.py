@@ -29,7 +29,7 @@ import pandas as pd
 
 from seqsum.config import ConfigError
 from seqsum.data import load_pools
-from seqsum.results import read_jsonl, write_json
+from seqsum.results import write_json
 from seqsum.train import load_checkpoint
 
 from .config import Space, StudyConfig, distributions
@@ -520,7 +520,3 @@ def rerun_text(summary: pd.DataFrame) -> str:
         cells = "  ".join(f"{r.metric} {r['mean']:.3f} ± {r['std']:.3f}" for _, r in g.iterrows())
         lines.append(f"{task} #{rank} {tid} (n={int(g.n.max())}): {cells}")
     return "\n".join(lines)
-
-
-def read_trial_metrics(trial_dir: Path) -> list[dict[str, Any]]:
-    return read_jsonl(trial_dir / "metrics.jsonl")

@@ -7,7 +7,6 @@ so everything a trial keeps reaches the storage path through Ray's checkpoint me
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
@@ -113,7 +112,3 @@ def _node_ip() -> str:
         return ray.util.get_node_ip_address()
     except Exception:  # noqa: BLE001 - outside a Ray worker
         return "local"
-
-
-def load_params(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
