@@ -29,7 +29,7 @@ import pandas as pd
 
 from seqsum.config import ConfigError
 from seqsum.data import load_pools
-from seqsum.results import write_json
+from seqsum.results import append_metrics, write_json
 from seqsum.train import load_checkpoint
 
 from .config import Space, StudyConfig, distributions
@@ -377,9 +377,10 @@ def _complete_run_folder(d: Path, task: str, trial_id: str, params: dict, status
     info_path = d / "params.json"
     if not (d / "summary.json").exists():
         state = load_checkpoint(d / "checkpoint.pt")
-        (d / "config.json").write_text(json.dumps(state["config"], indent=2) + "\n")
+        write_json(d / "config.json", state["config"])
         hist = state["history"]
-        (d / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+        for h in hist:
+            append_metrics(d, h)  # the same writer as train's (NaN -> null)
         last = hist[-1] if hist else {}
         write_json(d / "summary.json", {"status": status, "epochs": len(hist),
                                          "train_seconds": sum(h.get("time/epoch_s", 0.0) for h in hist),
