@@ -7,6 +7,7 @@ here has the same first conv layer shape as the run it is compared with, trains 
 pool (same data split) and is scored on the same test pool. It is cached in a folder: a second call
 with the same data split and layer shape only reads it back.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,13 @@ class SimpleCnn(nn.Module):
         side = (28 - kernel + 1) // 2
         self.conv = nn.Conv2d(1, channels, kernel)
         self.net = nn.Sequential(
-            _ACT[activation](), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(channels * side * side, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10),
+            _ACT[activation](),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(channels * side * side, 128),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Linear(128, 10),
         )
 
     @property
@@ -82,8 +88,14 @@ def cache_key(data: DataConfig, shape: tuple[int, int, str]) -> str:
     return f"c{shape[0]}k{shape[1]}-{shape[2]}-" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def get_ceiling(data: DataConfig, shape: tuple[int, int, str] = DEFAULT_SHAPE, cache: Path | None = None,
-                train_if_missing: bool = True, pools: Pools | None = None, epochs: int | None = None) -> Ceiling | None:
+def get_ceiling(
+    data: DataConfig,
+    shape: tuple[int, int, str] = DEFAULT_SHAPE,
+    cache: Path | None = None,
+    train_if_missing: bool = True,
+    pools: Pools | None = None,
+    epochs: int | None = None,
+) -> Ceiling | None:
     """The cached classifier for this split and shape, trained first when missing (None if not allowed)."""
     folder = Path(cache) / cache_key(data, shape) if cache else None
     if folder is not None and (folder / "ceiling.json").is_file():
@@ -103,8 +115,13 @@ def get_ceiling(data: DataConfig, shape: tuple[int, int, str] = DEFAULT_SHAPE, c
 CLASSIFIER_SEED = 20160101
 
 
-def train_classifier(pools: Pools, shape: tuple[int, int, str], epochs: int | None = None,
-                     seed: int = CLASSIFIER_SEED, batch_size: int = 64) -> Ceiling:
+def train_classifier(
+    pools: Pools,
+    shape: tuple[int, int, str],
+    epochs: int | None = None,
+    seed: int = CLASSIFIER_SEED,
+    batch_size: int = 64,
+) -> Ceiling:
     """Train on the train pool, keep the epoch with the best validation accuracy, score the test pool.
 
     Briefly: about 40,000 digits seen (10 epochs of mnist5k's 4,000, one of full MNIST's 56,000),
@@ -146,8 +163,14 @@ def _train(pools: Pools, shape: tuple[int, int, str], epochs: int, seed: int, ba
     model.eval()
     labels = pools.labels[pools.test].numpy()
     preds = _predict(model, pools.images[pools.test]).numpy()
-    info = {"shape": list(shape), "epochs": epochs, "valid_accuracy": best,
-            "train_seconds": round(time.perf_counter() - t0, 1), "n_train": len(y), "n_test": len(labels)}
+    info = {
+        "shape": list(shape),
+        "epochs": epochs,
+        "valid_accuracy": best,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "n_train": len(y),
+        "n_test": len(labels),
+    }
     return _ceiling(model, labels, preds, info)
 
 

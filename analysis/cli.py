@@ -1,4 +1,5 @@
 """`seqsum report STUDY_DIR` and `seqsum filters RUN_DIR`, wired into seqsum's CLI by `add_parsers(sub)`."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,20 +7,39 @@ from pathlib import Path
 
 
 def add_parsers(sub) -> None:
-    r = sub.add_parser("report", help="write a study's report (HTML, Markdown, CSV tables, PNG figures)",
-                       description="Read a study folder and write report/index.html, report.md, tables/*.csv and "
-                                   "figures/*.png into STUDY_DIR/report (or --out). Reads the study; writes nothing else.")
+    r = sub.add_parser(
+        "report",
+        help="write a study's report (HTML, Markdown, CSV tables, PNG figures)",
+        description="Read a study folder and write report/index.html, report.md, tables/*.csv and "
+        "figures/*.png into STUDY_DIR/report (or --out). Reads the study; writes nothing else.",
+    )
     r.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the study folder (<storage>/<name>)")
     r.add_argument("--out", type=Path, help="report folder (default STUDY_DIR/report)")
-    r.add_argument("--no-ceiling", action="store_true",
-                   help="do not train the simple CNN digit classifier (use it only when cached)")
+    r.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="do not train the simple CNN digit classifier (use it only when cached)",
+    )
     r.set_defaults(func=cmd_report)
-    f = sub.add_parser("filters", help="draw a run's first-layer filters beside a simple CNN's",
-                       description="Draw the first conv layer of a CNN-RNN run (its checkpoint.pt) beside that of a "
-                                   "simple CNN digit classifier of the same shape, with a similarity score.")
-    f.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder with checkpoint.pt (or the checkpoint file)")
-    f.add_argument("--out", type=Path, help="PNG to write (default: STUDY/report/figures/ for a study's run, else RUN_DIR/filters.png)")
-    f.add_argument("--cache", type=Path, help="where the simple CNN is cached (default: STUDY/report/ceiling, else ~/.cache/seqsum/ceiling)")
+    f = sub.add_parser(
+        "filters",
+        help="draw a run's first-layer filters beside a simple CNN's",
+        description="Draw the first conv layer of a CNN-RNN run (its checkpoint.pt) beside that of a "
+        "simple CNN digit classifier of the same shape, with a similarity score.",
+    )
+    f.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="a run folder with checkpoint.pt (or the checkpoint file)"
+    )
+    f.add_argument(
+        "--out",
+        type=Path,
+        help="PNG to write (default: STUDY/report/figures/ for a study's run, else RUN_DIR/filters.png)",
+    )
+    f.add_argument(
+        "--cache",
+        type=Path,
+        help="where the simple CNN is cached (default: STUDY/report/ceiling, else ~/.cache/seqsum/ceiling)",
+    )
     f.set_defaults(func=cmd_filters)
 
 

@@ -1,4 +1,5 @@
 """A tiny document model rendered twice: Markdown (report.md) and self-contained HTML (index.html)."""
+
 from __future__ import annotations
 
 import base64
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
+CSS = """\
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1em}
+th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
 figure{margin:1em 0}figcaption{font-size:13px;color:#555}code{background:#f5f5f5;padding:0 3px}"""
 
@@ -83,8 +86,10 @@ class Doc:
     def html(self, base: Path) -> str:
         """One HTML file; figures embedded as base64 PNG and linked to their files under `base`."""
         e = html.escape
-        out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>",
-               f"<style>{CSS}</style></head><body><h1>{e(self.title)}</h1>"]
+        out = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>",
+            f"<style>{CSS}</style></head><body><h1>{e(self.title)}</h1>",
+        ]
         for kind, b in self.blocks:
             if kind == "h":
                 out.append(f"<h{b[0]}>{e(b[1])}</h{b[0]}>")
@@ -96,7 +101,9 @@ class Doc:
                 out.append(b.to_html(index=False, na_rep="-", float_format=fmt, border=0))
             elif kind == "fig":
                 data = base64.b64encode((base / b[0]).read_bytes()).decode()
-                out.append(f"<figure><a href='{e(b[0])}'><img alt='{e(b[1])}' src='data:image/png;base64,{data}'></a>"
-                           f"<figcaption>{e(b[1])}</figcaption></figure>")
+                out.append(
+                    f"<figure><a href='{e(b[0])}'><img alt='{e(b[1])}' src='data:image/png;base64,{data}'></a>"
+                    f"<figcaption>{e(b[1])}</figcaption></figure>"
+                )
         out.append("</body></html>")
         return "\n".join(out)

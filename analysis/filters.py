@@ -4,6 +4,7 @@ The similarity of two filter banks is the mean |cosine| of the best one-to-one m
 normalized (zero-mean, unit-norm) filters; the same score against random filters of the same shape
 says what "no resemblance" looks like.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,9 +72,11 @@ class Comparison:
     def sentence(self) -> str:
         z = (self.score - self.random_mean) / self.random_std if self.random_std > 0 else float("nan")
         verdict = "closer than chance" if z > 2 else "no closer than chance"
-        return (f"{self.label}: {len(self.run)} filters of {self.run.shape[1]}x{self.run.shape[2]}; matched |cosine| "
-                f"to the simple CNN's {self.score:.2f} vs {self.random_mean:.2f} ± {self.random_std:.2f} for random "
-                f"filters ({verdict}, z = {z:.1f}); {self.init_score:.2f} to the run's own initial filters")
+        return (
+            f"{self.label}: {len(self.run)} filters of {self.run.shape[1]}x{self.run.shape[2]}; matched |cosine| "
+            f"to the simple CNN's {self.score:.2f} vs {self.random_mean:.2f} ± {self.random_std:.2f} for random "
+            f"filters ({verdict}, z = {z:.1f}); {self.init_score:.2f} to the run's own initial filters"
+        )
 
 
 def compare_run(run_dir: Path, cache: Path | None, train_if_missing: bool = True, pools=None) -> Comparison:
@@ -94,7 +97,9 @@ def compare_run(run_dir: Path, cache: Path | None, train_if_missing: bool = True
     score, match, cos = similarity(run, cnn)
     mean, std = random_similarity(run, cnn)
     label = f"{cfg.train.task}/{cfg.train.loss} run {ckpt.parent.name}"
-    return Comparison(run, cnn, score, mean, std, match, cos, ceiling.accuracy, label, similarity(run, weights(init))[0])
+    return Comparison(
+        run, cnn, score, mean, std, match, cos, ceiling.accuracy, label, similarity(run, weights(init))[0]
+    )
 
 
 def plot_filters(c: Comparison) -> Figure:
@@ -118,8 +123,11 @@ def plot_filters(c: Comparison) -> Figure:
             ax.set_title(text, fontsize=7)
             if col == 0:
                 ax.set_ylabel("CNN-RNN" if block == 0 else "simple CNN", fontsize=8)
-    fig.suptitle(f"First-layer filters: {c.label} (top) vs simple CNN, acc {c.cnn_accuracy:.3f} (below)\n"
-                 f"matched |cos| {c.score:.2f}, random filters {c.random_mean:.2f} ± {c.random_std:.2f}", fontsize=9)
+    fig.suptitle(
+        f"First-layer filters: {c.label} (top) vs simple CNN, acc {c.cnn_accuracy:.3f} (below)\n"
+        f"matched |cos| {c.score:.2f}, random filters {c.random_mean:.2f} ± {c.random_std:.2f}",
+        fontsize=9,
+    )
     return fig
 
 
@@ -151,7 +159,9 @@ def filters_command(run_dir: Path, out: Path | None, cache: Path | None) -> Path
     if not run_dir.exists():
         raise ConfigError(f"run folder {str(run_dir)!r} does not exist")
     if run_dir.is_dir() and not (run_dir / "checkpoint.pt").is_file():
-        raise ConfigError(f"{str(run_dir)!r} has no checkpoint.pt: give a run folder written by seqsum train or a study")
+        raise ConfigError(
+            f"{str(run_dir)!r} has no checkpoint.pt: give a run folder written by seqsum train or a study"
+        )
     out = Path(out) if out else default_out(run_dir)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out {str(out)!r} must be a .png file")

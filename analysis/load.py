@@ -9,6 +9,7 @@
 - reruns: one row per (task, trial_id, metric) with mean, std, n (rerun/summary.csv, or computed
   from the rerun run folders), or None.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def load_study(study_dir: str | Path) -> Study:
         raise ConfigError(f"{str(d)!r} is not a folder; give a study folder (<storage>/<name>)")
     marks = [m for m in ("study.yaml", "trials.csv", "trials", "optuna.db") if (d / m).exists()]
     if not marks:
-        raise ConfigError(f"{str(d)!r} is not a study folder: it has none of study.yaml, trials.csv, trials/, optuna.db")
+        raise ConfigError(
+            f"{str(d)!r} is not a study folder: it has none of study.yaml, trials.csv, trials/, optuna.db"
+        )
     notes: list[str] = []
     config = _read_yaml(d / "study.yaml", notes)
     name = str((config.get("where") or {}).get("name") or d.name)
@@ -91,9 +94,22 @@ def load_study(study_dir: str | Path) -> Study:
     if not runs:
         notes.append("no trial folders under trials/ yet")
     if unreadable:
-        notes.append(f"{len(unreadable)} trial folder(s) left out, without a readable config.json: {', '.join(unreadable[:5])}")
-    return Study(d, name, config, trials, _concat(epochs), _concat(per_target), _concat(pairs),
-                 load_reruns(d, notes), notes, n_listed, studies)
+        notes.append(
+            f"{len(unreadable)} trial folder(s) left out, without a readable config.json: {', '.join(unreadable[:5])}"
+        )
+    return Study(
+        d,
+        name,
+        config,
+        trials,
+        _concat(epochs),
+        _concat(per_target),
+        _concat(pairs),
+        load_reruns(d, notes),
+        notes,
+        n_listed,
+        studies,
+    )
 
 
 def read_run(run: Path) -> dict[str, Any] | None:
@@ -139,8 +155,9 @@ def _numbered(trials: pd.DataFrame, studies: dict[str, Any]) -> pd.DataFrame:
     if trials.empty:
         return trials
     known = {(task, tid): n for task, s in studies.items() for tid, n in s.user_attrs["numbers"].items()}
-    trials["number"] = trials.number.fillna(pd.Series([known.get(k) for k in zip(trials.task, trials.trial_id)],
-                                                      index=trials.index, dtype="float"))
+    trials["number"] = trials.number.fillna(
+        pd.Series([known.get(k) for k in zip(trials.task, trials.trial_id)], index=trials.index, dtype="float")
+    )
     if trials.started_at.notna().any():
         trials["number"] = trials.number.fillna(trials.groupby("task").started_at.rank(method="first") - 1)
     trials["number"] = trials.number.astype("Int64")
@@ -175,8 +192,11 @@ def load_reruns(d: Path, notes: list[str]) -> pd.DataFrame | None:
     for s in runs:
         summary = _read_json(s)
         task, trial_id = s.parent.parent.parent.name, s.parent.parent.name.split("-", 1)[-1]
-        rows += [{"task": task, "trial_id": trial_id, "metric": k, "value": v}
-                 for k, v in summary.items() if isinstance(v, (int, float)) and k.startswith(("test/", "valid/", "pairs/"))]
+        rows += [
+            {"task": task, "trial_id": trial_id, "metric": k, "value": v}
+            for k, v in summary.items()
+            if isinstance(v, (int, float)) and k.startswith(("test/", "valid/", "pairs/"))
+        ]
     notes.append("rerun/summary.csv is missing: rerun statistics computed from the rerun folders")
     g = pd.DataFrame(rows).groupby(["task", "trial_id", "metric"]).value
     return pd.DataFrame({"mean": g.mean(), "std": g.std(), "n": g.count()}).reset_index()
@@ -219,8 +239,14 @@ def optuna_studies(d: Path, name: str, notes: list[str]) -> dict[str, Any]:
                     mem = optuna.create_study(directions=s.directions)
                     trials = s.get_trials(deepcopy=False)
                     mem.add_trials(trials)
-                    mem.set_user_attr("numbers", {str(t.user_attrs["tune_trial_id"]): t.number
-                                                  for t in trials if "tune_trial_id" in t.user_attrs})
+                    mem.set_user_attr(
+                        "numbers",
+                        {
+                            str(t.user_attrs["tune_trial_id"]): t.number
+                            for t in trials
+                            if "tune_trial_id" in t.user_attrs
+                        },
+                    )
                     out[task] = mem
     except Exception as e:  # noqa: BLE001 - any unreadable database becomes one note
         notes.append(f"optuna.db is unreadable ({str(e).splitlines()[0][:120]}): no parameter importance")
@@ -241,8 +267,10 @@ def optuna_importances(study: Study) -> tuple[pd.DataFrame, list[str]]:
     for task, s in study.optuna.items():
         done = [t for t in s.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(done) < MIN_IMPORTANCE_TRIALS:
-            skipped.append(f"{task}: parameter importance needs >= {MIN_IMPORTANCE_TRIALS} complete trials, "
-                           f"the Optuna study has {len(done)}")
+            skipped.append(
+                f"{task}: parameter importance needs >= {MIN_IMPORTANCE_TRIALS} complete trials, "
+                f"the Optuna study has {len(done)}"
+            )
             continue
         try:
             target = (lambda t: t.values[0]) if len(s.directions) > 1 else None
@@ -250,7 +278,9 @@ def optuna_importances(study: Study) -> tuple[pd.DataFrame, list[str]]:
                 warnings.simplefilter("ignore")
                 imp = optuna.importance.get_param_importances(s, target=target)
         except (RuntimeError, ValueError) as e:
-            skipped.append(f"{task}: parameter importance failed over {len(done)} complete trials ({str(e).splitlines()[0]})")
+            skipped.append(
+                f"{task}: parameter importance failed over {len(done)} complete trials ({str(e).splitlines()[0]})"
+            )
             continue
         if not imp:
             skipped.append(f"{task}: no parameter varied over the {len(done)} complete trials")

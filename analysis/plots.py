@@ -3,6 +3,7 @@
 Figures are built with `matplotlib.figure.Figure` (no pyplot, no GUI backend, no global state);
 `savefig` renders PNGs with Agg.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,16 @@ def error_by_target(per_target: pd.DataFrame) -> Figure:
             for k, g in enumerate(_groups(df)):
                 d = df[df.group == g].sort_values("target")
                 # the product has hundreds of sparse target values: points, not a zigzag line
-                ax.plot(d.target, d[col], marker="o", ms=2.5, lw=0 if task == "product" else 1, alpha=0.8,
-                        color=_color(g, k), label=f"{g} ({d.trial_id.iloc[0]})")
+                ax.plot(
+                    d.target,
+                    d[col],
+                    marker="o",
+                    ms=2.5,
+                    lw=0 if task == "product" else 1,
+                    alpha=0.8,
+                    color=_color(g, k),
+                    label=f"{g} ({d.trial_id.iloc[0]})",
+                )
             if task == "product":
                 ax.set_xscale("symlog", linthresh=1)
                 if col != "exact":
@@ -69,12 +78,18 @@ def bin_heatmap(bins: pd.DataFrame, value: str = "exact") -> Figure:
         df = bins[bins.task == task]
         groups = _groups(df)
         labels = [lab for _, _, lab in BINS[task]]
-        grid = df.pivot_table(index="group", columns="bin", values=value, observed=False).reindex(index=groups, columns=labels)
-        n = df.pivot_table(index="group", columns="bin", values="n", aggfunc="sum", observed=False).reindex(index=groups, columns=labels)
+        grid = df.pivot_table(index="group", columns="bin", values=value, observed=False).reindex(
+            index=groups, columns=labels
+        )
+        n = df.pivot_table(index="group", columns="bin", values="n", aggfunc="sum", observed=False).reindex(
+            index=groups, columns=labels
+        )
         im = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         for (r, c), v in np.ndenumerate(grid.to_numpy(dtype=float)):
             text = "n/a" if np.isnan(v) else f"{v:.2f}\nn={int(n.iat[r, c])}"
-            ax.text(c, r, text, ha="center", va="center", fontsize=8, color="white" if np.isnan(v) or v < 0.6 else "black")
+            ax.text(
+                c, r, text, ha="center", va="center", fontsize=8, color="white" if np.isnan(v) or v < 0.6 else "black"
+            )
         ax.set_xticks(range(len(labels)), labels)
         ax.set_yticks(range(len(groups)), groups)
         ax.set_xlabel("target magnitude")
@@ -101,7 +116,9 @@ def pair_heatmaps(pairs: pd.DataFrame, verdicts: pd.DataFrame, totals: pd.DataFr
         im = ax.imshow(m.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
         for (a, b), v in np.ndenumerate(m.to_numpy(dtype=float)):
             if not np.isnan(v):
-                ax.text(b, a, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
+                ax.text(
+                    b, a, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black"
+                )
         ax.add_patch(Rectangle((8.5, 8.5), 1, 1, fill=False, ec="red", lw=2))
         ax.set_xticks(range(10)), ax.set_yticks(range(10))
         ax.set_xlabel("b"), ax.set_ylabel("a")

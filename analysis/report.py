@@ -3,6 +3,7 @@
 Every sentence is computed from the tables; nothing in the study folder outside the report folder
 is written (optuna.db is read from a copy).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -64,8 +65,10 @@ def build_report(study_dir: Path, out: Path | None = None, train_ceiling: bool =
     headline: list[str] = []
     section_overview(ctx, doc, ceiled, headline)
     if not finished:
-        doc.p(f"No trial has finished yet ({len(study.trials)} trial folders, none with test metrics): there is "
-              "nothing to compare. Run `seqsum report` again once trials finish.")
+        doc.p(
+            f"No trial has finished yet ({len(study.trials)} trial folders, none with test metrics): there is "
+            "nothing to compare. Run `seqsum report` again once trials finish."
+        )
         for name in SECTIONS[1:]:
             doc.h(name)
             doc.p("Skipped: no finished trial.")
@@ -102,8 +105,11 @@ def section_overview(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame, headline: list[st
     doc.h("Overview")
     counts = tables.overview(s)
     status = s.trials.status.value_counts() if not s.trials.empty else pd.Series(dtype=int)
-    doc.p(f"Study `{s.name}` in `{s.dir}`: tasks {', '.join(s.tasks) or 'none yet'}; {len(s.trials)} trial folders"
-          + "".join(f", {n} {st}" for st, n in status.items()) + f". Trials are ranked by {metric} ({mode}).")
+    doc.p(
+        f"Study `{s.name}` in `{s.dir}`: tasks {', '.join(s.tasks) or 'none yet'}; {len(s.trials)} trial folders"
+        + "".join(f", {n} {st}" for st, n in status.items())
+        + f". Trials are ranked by {metric} ({mode})."
+    )
     doc.table(counts)
     doc.bullets([f"Note: {n}" for n in s.notes])
     if not s.finished.empty:
@@ -111,9 +117,12 @@ def section_overview(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame, headline: list[st
         overall = tables.overall_ceiling(ceiled).set_index(["task", "trial_id"]) if not ceiled.empty else None
         for _, r in best.iterrows():
             bound = overall.bound.get((r.task, r.trial_id), float("nan")) if overall is not None else float("nan")
-            headline.append(f"{r.task}: best trial {r.trial_id} ({r.loss}), {metric} {r[metric]:.3f}, test exact "
-                            f"{r['test/exact']:.3f}" + (f" vs ceiling {bound:.3f}" if pd.notna(bound) else "")
-                            + f", test MAE {r['test/mae']:.2f}")
+            headline.append(
+                f"{r.task}: best trial {r.trial_id} ({r.loss}), {metric} {r[metric]:.3f}, test exact "
+                f"{r['test/exact']:.3f}"
+                + (f" vs ceiling {bound:.3f}" if pd.notna(bound) else "")
+                + f", test MAE {r['test/mae']:.2f}"
+            )
 
 
 def section_ceiling_numbers(ctx: Ctx) -> pd.DataFrame:
@@ -132,7 +141,9 @@ def section_ceiling_numbers(ctx: Ctx) -> pd.DataFrame:
         key = cache_key(cfg.data, shape)
         try:
             known = next((c for t, c in ctx.ceilings.items() if c is not None and c.info.get("key") == key), None)
-            ctx.ceilings[task] = known or get_ceiling(cfg.data, shape, ctx.out / "ceiling", train_if_missing=ctx.train_ceiling)
+            ctx.ceilings[task] = known or get_ceiling(
+                cfg.data, shape, ctx.out / "ceiling", train_if_missing=ctx.train_ceiling
+            )
         except ConfigError as e:
             ctx.ceilings[task] = None
             s.notes.append(f"{task}: no ceiling (the digits could not be loaded: {e})")
@@ -143,8 +154,10 @@ def section_ceiling_numbers(ctx: Ctx) -> pd.DataFrame:
         if c is None:
             s.notes.append(f"{task}: no ceiling (training the simple CNN was turned off and none is cached)")
         else:
-            ctx.step(f"  {task}: simple CNN {shape}, per-digit test accuracy {c.accuracy:.3f}"
-                     + (" (cached)" if c.info.get("cached") else f" (trained in {c.info['train_seconds']}s)"))
+            ctx.step(
+                f"  {task}: simple CNN {shape}, per-digit test accuracy {c.accuracy:.3f}"
+                + (" (cached)" if c.info.get("cached") else f" (trained in {c.info['train_seconds']}s)")
+            )
     return tables.with_ceiling(tables.per_length(s, ctx.best), ctx.ceilings)
 
 
@@ -154,35 +167,53 @@ def section_magnitude(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame, headline: list[s
     doc.h("Error by magnitude")
     pt = tables.by_target(s, ctx.best)
     bins = tables.by_bin(pt)
-    overall = tables.overall_ceiling(ceiled) if not ceiled.empty else pd.DataFrame(columns=["task", "group", "exact", "bound"])
+    overall = (
+        tables.overall_ceiling(ceiled)
+        if not ceiled.empty
+        else pd.DataFrame(columns=["task", "group", "exact", "bound"])
+    )
     ctx.save_table("per_target", pt)
     ctx.save_table("by_bin", bins)
     loss_pt, loss_bins = pt[pt.selection == "loss"], bins[bins.selection == "loss"]
-    doc.p("Best trial per task and loss family (by the ranking metric). Exact is the share of test sequences "
-          "whose rounded prediction equals the target; the ceiling is the digit classifier's p^K, weighted over the "
-          "test lengths.")
+    doc.p(
+        "Best trial per task and loss family (by the ranking metric). Exact is the share of test sequences "
+        "whose rounded prediction equals the target; the ceiling is the digit classifier's p^K, weighted over the "
+        "test lengths."
+    )
     lines = []
     for (task, group), b in loss_bins.groupby(["task", "group"], sort=False):
         row = s.trials[(s.trials.task == task) & (s.trials.trial_id == b.trial_id.iloc[0])].iloc[0]
         o = overall[(overall.task == task) & (overall.group == group)]
         ceiling = f" vs ceiling {o.bound.iloc[0]:.2f}" if not o.empty and pd.notna(o.bound.iloc[0]) else ""
-        per_bin = ", ".join(f"{e:.2f} for {'targets ' if i == 0 else ''}{lab}" for i, (lab, e) in enumerate(zip(b.bin, b.exact)))
-        lines.append(f"{task}, {group} ({b.trial_id.iloc[0]}): exact {row['test/exact']:.2f}{ceiling}; {per_bin}; "
-                     f"MAE {b.mae.iloc[0]:.2f} in the smallest bin, {b.mae.iloc[-1]:.2f} in the largest")
+        per_bin = ", ".join(
+            f"{e:.2f} for {'targets ' if i == 0 else ''}{lab}" for i, (lab, e) in enumerate(zip(b.bin, b.exact))
+        )
+        lines.append(
+            f"{task}, {group} ({b.trial_id.iloc[0]}): exact {row['test/exact']:.2f}{ceiling}; {per_bin}; "
+            f"MAE {b.mae.iloc[0]:.2f} in the smallest bin, {b.mae.iloc[-1]:.2f} in the largest"
+        )
     doc.bullets(lines)
     doc.bullets(_side_by_side(s, loss_bins))
     doc.bullets(_hardest(loss_bins, headline))
-    ctx.save_figure(doc, "error_by_target", plots.error_by_target(loss_pt),
-                    "Exact, MAE and relative error per target value, best trial per loss family (product on a symlog axis).")
+    ctx.save_figure(
+        doc,
+        "error_by_target",
+        plots.error_by_target(loss_pt),
+        "Exact, MAE and relative error per target value, best trial per loss family (product on a symlog axis).",
+    )
     ctx.save_figure(doc, "magnitude_loss", plots.bin_heatmap(loss_bins), "Exact per magnitude bin, loss family x bin.")
     buckets = bins[bins.selection == "bucket"]
-    doc.p(f"Best trial per width/depth bucket (GRU layers x first GRU width), exact per magnitude bin "
-          f"({buckets.group.nunique()} bucket(s) in the study):")
+    doc.p(
+        f"Best trial per width/depth bucket (GRU layers x first GRU width), exact per magnitude bin "
+        f"({buckets.group.nunique()} bucket(s) in the study):"
+    )
     for task, b in buckets.groupby("task", sort=False):
         t = b.pivot_table(index=["group", "trial_id"], columns="bin", values="exact", observed=True, sort=False)
         doc.table(t.reset_index().rename(columns={"group": f"{task} bucket"}))
     if buckets.group.nunique() > 1:
-        ctx.save_figure(doc, "magnitude_bucket", plots.bin_heatmap(buckets), "Exact per magnitude bin, width/depth bucket x bin.")
+        ctx.save_figure(
+            doc, "magnitude_bucket", plots.bin_heatmap(buckets), "Exact per magnitude bin, width/depth bucket x bin."
+        )
 
 
 def _side_by_side(s: Study, bins: pd.DataFrame) -> list[str]:
@@ -206,8 +237,10 @@ def _hardest(bins: pd.DataFrame, headline: list[str]) -> list[str]:
     for task, b in bins.groupby("task", sort=False):
         by = b.groupby("bin", observed=True).exact.max()  # the best loss family in each bin
         worst = by.idxmin()
-        out.append(f"{task}: hardest magnitude bin {worst} (exact {by[worst]:.2f} for the best loss family there), "
-                   f"easiest {by.idxmax()} ({by.max():.2f})")
+        out.append(
+            f"{task}: hardest magnitude bin {worst} (exact {by[worst]:.2f} for the best loss family there), "
+            f"easiest {by.idxmax()} ({by.max():.2f})"
+        )
         headline.append(out[-1])
     return out
 
@@ -220,19 +253,27 @@ def section_pairs(ctx: Ctx, doc: Doc, headline: list[str]) -> None:
     verdicts = tables.pair_verdicts(pairs)
     ctx.save_table("pairs", pairs)
     ctx.save_table("pair_verdicts", verdicts)
-    doc.p("The original post: \"can get 1x9 every time, but never 9x9\". Below, length-2 test sequences for every "
-          "digit pair (a, b), scored by the best trial of each task and loss family; the red square is 9x9 (9+9).")
+    doc.p(
+        'The original post: "can get 1x9 every time, but never 9x9". Below, length-2 test sequences for every '
+        "digit pair (a, b), scored by the best trial of each task and loss family; the red square is 9x9 (9+9)."
+    )
     doc.bullets([f"{r.task}, {r.group} ({r.trial_id}): {r.verdict}" for r in verdicts.itertuples()])
     for task in ("sum", "product"):
         p = pairs[pairs.task == task]
         if not p.empty:
             totals = tables.sum_by_total(pairs) if task == "sum" else None
-            ctx.save_figure(doc, f"pairs_{task}", plots.pair_heatmaps(p, verdicts, totals),
-                            f"{task}: exact per digit pair" + (" and per a + b" if task == "sum" else "") + ".")
+            ctx.save_figure(
+                doc,
+                f"pairs_{task}",
+                plots.pair_heatmaps(p, verdicts, totals),
+                f"{task}: exact per digit pair" + (" and per a + b" if task == "sum" else "") + ".",
+            )
     if not verdicts.empty:
         v = verdicts.sort_values("exact_9x9", ascending=False).groupby("task", sort=False).head(1)
         for r in v.itertuples():
-            headline.append(f"{r.task}: best 9{'+' if r.task == 'sum' else 'x'}9 cell {r.correct_9x9}/{r.n_9x9} correct ({r.group})")
+            headline.append(
+                f"{r.task}: best 9{'+' if r.task == 'sum' else 'x'}9 cell {r.correct_9x9}/{r.n_9x9} correct ({r.group})"
+            )
 
 
 def section_ceiling(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame) -> None:
@@ -248,24 +289,32 @@ def section_ceiling(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame) -> None:
         tasks = " and ".join(t for t, x in have.items() if x is c)
         ch, k, act = c.info["shape"]
         worst = min(range(10), key=lambda d: c.per_digit[d])
-        doc.p(f"{tasks}: a simple CNN ({ch} filters of {k}x{k}, {act}, the first-layer shape of the best trial; "
-              f"max-pool, dense 128, softmax) trained on the same {c.info['n_train']} train-pool digits reads single "
-              f"test-pool digits with accuracy p = {c.accuracy:.3f} (weakest digit {worst}: {c.per_digit[worst]:.2f}). "
-              f"A sequence model that reads each digit that well gets a length-K sequence right with probability "
-              f"about p^K: {', '.join(f'K={K}: {c.bound(K):.2f}' for K in lengths)}.")
+        doc.p(
+            f"{tasks}: a simple CNN ({ch} filters of {k}x{k}, {act}, the first-layer shape of the best trial; "
+            f"max-pool, dense 128, softmax) trained on the same {c.info['n_train']} train-pool digits reads single "
+            f"test-pool digits with accuracy p = {c.accuracy:.3f} (weakest digit {worst}: {c.per_digit[worst]:.2f}). "
+            f"A sequence model that reads each digit that well gets a length-K sequence right with probability "
+            f"about p^K: {', '.join(f'K={K}: {c.bound(K):.2f}' for K in lengths)}."
+        )
     lines = []
     for (task, group), d in ceiled.groupby(["task", "group"], sort=False):
         if d.bound.isna().all():
             continue
         d = d.sort_values("length")
         per = "; ".join(f"K={r.length}: {r.exact:.2f} vs {r.bound:.2f}" for r in d.itertuples())
-        lines.append(f"{task}, {group}: exact vs ceiling per length: {per} "
-                     f"(longest length at {d.share_of_bound.iloc[-1]:.0%} of its ceiling)")
+        lines.append(
+            f"{task}, {group}: exact vs ceiling per length: {per} "
+            f"(longest length at {d.share_of_bound.iloc[-1]:.0%} of its ceiling)"
+        )
     doc.bullets(lines)
     show = ceiled.rename(columns={"group": "loss", "bound": "ceiling p^K", "pipeline": "classify-then-compute"})
     doc.table(show.drop(columns=["p"]))
-    ctx.save_figure(doc, "ceiling", plots.ceiling_plot(ceiled),
-                    "Test exact per sequence length against p^K (dashed) and a classify-each-digit-then-compute pipeline (dotted).")
+    ctx.save_figure(
+        doc,
+        "ceiling",
+        plots.ceiling_plot(ceiled),
+        "Test exact per sequence length against p^K (dashed) and a classify-each-digit-then-compute pipeline (dotted).",
+    )
 
 
 def section_search(ctx: Ctx, doc: Doc) -> None:
@@ -277,9 +326,11 @@ def section_search(ctx: Ctx, doc: Doc) -> None:
     ctx.save_table("importance", imp)
     for task, d in imp.groupby("task", sort=False):
         d = d.sort_values("importance", ascending=False)
-        doc.p(f"{task}: most important parameter {d.param.iloc[0]} ({d.importance.iloc[0]:.2f})"
-              + (f", then {d.param.iloc[1]} ({d.importance.iloc[1]:.2f})" if len(d) > 1 else "")
-              + f", over {int(d.n_trials.iloc[0])} complete Optuna trials.")
+        doc.p(
+            f"{task}: most important parameter {d.param.iloc[0]} ({d.importance.iloc[0]:.2f})"
+            + (f", then {d.param.iloc[1]} ({d.importance.iloc[1]:.2f})" if len(d) > 1 else "")
+            + f", over {int(d.n_trials.iloc[0])} complete Optuna trials."
+        )
     doc.bullets([f"Parameter importance skipped for {line}" for line in skipped])
     if imp.empty and not skipped:
         doc.p("No parameter importance: optuna.db has no usable Optuna study (see the notes in the overview).")
@@ -294,17 +345,33 @@ def section_search(ctx: Ctx, doc: Doc) -> None:
         final = d.best_so_far.iloc[-1]
         first = d[d.best_so_far == final].number.iloc[0]
         doc.p(f"{task}: {len(d)} scored trials; the best {metric} {final:.3f} was first reached at trial {first}.")
-    ctx.save_figure(doc, "best_so_far", plots.best_so_far_plot(bsf, metric), f"{metric} of every trial and the best so far.")
+    ctx.save_figure(
+        doc, "best_so_far", plots.best_so_far_plot(bsf, metric), f"{metric} of every trial and the best so far."
+    )
     top = tables.top_configs(s)
     ctx.save_table("top_configs", top)
     curves = top[top["rank"] <= 5] if not top.empty else top
     if not s.epochs.empty and not curves.empty:
-        ctx.save_figure(doc, "learning_curves", plots.learning_curves(s.epochs, curves), "Learning curves of the top trials.")
-    overall = tables.overall_ceiling(tables.with_ceiling(_per_length_all(s, top), ctx.ceilings)) if not top.empty else None
+        ctx.save_figure(
+            doc, "learning_curves", plots.learning_curves(s.epochs, curves), "Learning curves of the top trials."
+        )
+    overall = (
+        tables.overall_ceiling(tables.with_ceiling(_per_length_all(s, top), ctx.ceilings)) if not top.empty else None
+    )
     if overall is not None and overall.bound.notna().any():
-        top = top.merge(overall[["task", "trial_id", "bound"]].rename(columns={"bound": "ceiling"}), on=["task", "trial_id"], how="left")
-    doc.p("Top configurations per task" + (" with their rerun test exact (mean ± std over seeds)." if s.reruns is not None
-                                           else " (no reruns: one seed each)."))
+        top = top.merge(
+            overall[["task", "trial_id", "bound"]].rename(columns={"bound": "ceiling"}),
+            on=["task", "trial_id"],
+            how="left",
+        )
+    doc.p(
+        "Top configurations per task"
+        + (
+            " with their rerun test exact (mean ± std over seeds)."
+            if s.reruns is not None
+            else " (no reruns: one seed each)."
+        )
+    )
     doc.table(top)
 
 
@@ -317,9 +384,11 @@ def section_filters(ctx: Ctx, doc: Doc) -> None:
     ctx.step("first-layer filters")
     s = ctx.study
     doc.h("First-layer filters")
-    doc.p("As in the post's \"Visualizing Layer 1\": the first conv layer of the best trial per task beside the "
-          "simple CNN's (same shape, same train digits). Similarity = mean |cosine| of the best one-to-one matching "
-          "of zero-mean, unit-norm filters, against the same score for random filters.")
+    doc.p(
+        'As in the post\'s "Visualizing Layer 1": the first conv layer of the best trial per task beside the '
+        "simple CNN's (same shape, same train digits). Similarity = mean |cosine| of the best one-to-one matching "
+        "of zero-mean, unit-norm filters, against the same score for random filters."
+    )
     rows = []
     for task in s.tasks:
         sel = ctx.best[(ctx.best.task == task) & (ctx.best.selection == "loss")]
@@ -333,7 +402,21 @@ def section_filters(ctx: Ctx, doc: Doc) -> None:
             doc.p(f"{task}: skipped ({e}).")
             continue
         doc.p(c.sentence + ".")
-        rows.append({"task": task, "trial_id": top.trial_id, "filters": len(c.run), "kernel": c.run.shape[1],
-                     "similarity": c.score, "random_mean": c.random_mean, "random_std": c.random_std})
-        ctx.save_figure(doc, f"filters_{task}", plot_filters(c), f"{task}: first-layer filters of trial {top.trial_id} and the simple CNN.")
+        rows.append(
+            {
+                "task": task,
+                "trial_id": top.trial_id,
+                "filters": len(c.run),
+                "kernel": c.run.shape[1],
+                "similarity": c.score,
+                "random_mean": c.random_mean,
+                "random_std": c.random_std,
+            }
+        )
+        ctx.save_figure(
+            doc,
+            f"filters_{task}",
+            plot_filters(c),
+            f"{task}: first-layer filters of trial {top.trial_id} and the simple CNN.",
+        )
     ctx.save_table("filters", pd.DataFrame(rows))

@@ -1,4 +1,5 @@
 """Tidy tables computed from a loaded `Study`: every number the report shows or says comes from here."""
+
 from __future__ import annotations
 
 import math
@@ -45,12 +46,19 @@ def rank(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
 
 
 def by_target(study: Study, best: pd.DataFrame) -> pd.DataFrame:
-    """Per-target-value errors of the selected trials: task, selection, group, trial_id, target, n, exact, mae, rel_err."""
+    """Per-target-value errors of the selected trials.
+
+    Columns: task, selection, group, trial_id, target, n, exact, mae, rel_err.
+    """
     if best.empty or study.per_target.empty:
-        return pd.DataFrame(columns=["task", "selection", "group", "trial_id", "target", "n", "exact", "mae", "rel_err"])
+        return pd.DataFrame(
+            columns=["task", "selection", "group", "trial_id", "target", "n", "exact", "mae", "rel_err"]
+        )
     pt = study.per_target.drop(columns=["loss"])
     out = best[["task", "selection", "group", "trial_id"]].merge(pt, on=["task", "trial_id"])
-    return out[["task", "selection", "group", "trial_id", "target", "n", "exact", "mae", "rmse", "rel_err", "mean_prediction"]]
+    return out[
+        ["task", "selection", "group", "trial_id", "target", "n", "exact", "mae", "rmse", "rel_err", "mean_prediction"]
+    ]
 
 
 def magnitude_bin(task: str, target: pd.Series) -> pd.Series:
@@ -80,7 +88,9 @@ def pair_grids(study: Study, best: pd.DataFrame) -> pd.DataFrame:
     """The 10x10 digit-pair grids of the best trial per task x loss family."""
     sel = best[best.selection == "loss"]
     if sel.empty or study.pairs.empty:
-        return pd.DataFrame(columns=["task", "group", "trial_id", "a", "b", "n", "target", "exact", "mae", "mean_prediction"])
+        return pd.DataFrame(
+            columns=["task", "group", "trial_id", "a", "b", "n", "target", "exact", "mae", "mean_prediction"]
+        )
     return sel[["task", "group", "trial_id"]].merge(study.pairs.drop(columns=["loss"]), on=["task", "trial_id"])
 
 
@@ -95,11 +105,23 @@ def pair_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
         rows_exact = g.assign(w=g.exact * g.n).groupby("a")[["w", "n"]].sum()
         worst = int((rows_exact.w / rows_exact.n).idxmin())
         op = "+" if task == "sum" else "x"
-        verdict = (f"9{op}9: {ok9}/{n9} correct; whole grid {grid:.2f} exact; "
-                   f"{'1x9' if task == 'product' else '1+9'}: {_cell(g, 1, 9)}; weakest row a={worst}")
-        rows.append({"task": task, "group": group, "trial_id": trial_id, "n_9x9": n9, "correct_9x9": ok9,
-                     "exact_9x9": ok9 / n9 if n9 else float("nan"), "grid_exact": grid, "weakest_a": worst,
-                     "verdict": verdict})
+        verdict = (
+            f"9{op}9: {ok9}/{n9} correct; whole grid {grid:.2f} exact; "
+            f"{'1x9' if task == 'product' else '1+9'}: {_cell(g, 1, 9)}; weakest row a={worst}"
+        )
+        rows.append(
+            {
+                "task": task,
+                "group": group,
+                "trial_id": trial_id,
+                "n_9x9": n9,
+                "correct_9x9": ok9,
+                "exact_9x9": ok9 / n9 if n9 else float("nan"),
+                "grid_exact": grid,
+                "weakest_a": worst,
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -124,8 +146,16 @@ def per_length(study: Study, best: pd.DataFrame) -> pd.DataFrame:
     for _, r in sel.iterrows():
         for k in range(1, int(r.test_max_len) + 1):
             if pd.notna(r.get(f"test/len={k}/exact")):
-                rows.append({"task": r.task, "group": r.group, "trial_id": r.trial_id, "length": k,
-                             "n": int(r[f"test/len={k}/n"]), "exact": float(r[f"test/len={k}/exact"])})
+                rows.append(
+                    {
+                        "task": r.task,
+                        "group": r.group,
+                        "trial_id": r.trial_id,
+                        "length": k,
+                        "n": int(r[f"test/len={k}/n"]),
+                        "exact": float(r[f"test/len={k}/exact"]),
+                    }
+                )
     return pd.DataFrame(rows, columns=["task", "group", "trial_id", "length", "n", "exact"])
 
 
@@ -133,16 +163,19 @@ def with_ceiling(lengths: pd.DataFrame, ceilings: dict) -> pd.DataFrame:
     """Add p**K (`bound`) and the classify-then-compute pipeline's exact beside each per-length exact."""
     out = lengths.copy()
     out["p"] = out.task.map(lambda t: ceilings[t].accuracy if ceilings.get(t) else float("nan"))
-    out["bound"] = out.p ** out.length
-    out["pipeline"] = [ceilings[t].pipeline_exact(t, k) if ceilings.get(t) else float("nan")
-                       for t, k in zip(out.task, out.length)]
+    out["bound"] = out.p**out.length
+    out["pipeline"] = [
+        ceilings[t].pipeline_exact(t, k) if ceilings.get(t) else float("nan") for t, k in zip(out.task, out.length)
+    ]
     out["share_of_bound"] = out.exact / out.bound
     return out
 
 
 def overall_ceiling(ceiled: pd.DataFrame) -> pd.DataFrame:
     """Per selected trial: test exact and the n-weighted bound over its test lengths."""
-    g = ceiled.assign(we=ceiled.exact * ceiled.n, wb=ceiled.bound * ceiled.n).groupby(["task", "group", "trial_id"], sort=False)
+    g = ceiled.assign(we=ceiled.exact * ceiled.n, wb=ceiled.bound * ceiled.n).groupby(
+        ["task", "group", "trial_id"], sort=False
+    )
     s = g[["we", "wb", "n"]].sum(min_count=1)  # no ceiling stays NaN, never 0
     return pd.DataFrame({"exact": s.we / s.n, "bound": s.wb / s.n}).reset_index()
 
@@ -170,13 +203,28 @@ def top_configs(study: Study, k: int = 5) -> pd.DataFrame:
     top = by_task(top, "rank")
     shown = {"loss", "conv_channels", "gru_hidden"}  # params that repeat these columns are left out
     params = [c for c in top.columns if c.startswith("param.") and top[c].notna().any() and c[6:] not in shown]
-    cols = ["task", "rank", "trial_id", "loss", *params, "conv_channels", "gru_hidden", metric, "test/exact",
-            "test/mae", "pairs/9x9/exact"]
-    out = top[list(dict.fromkeys(cols))].rename(columns={p: p[len("param."):] for p in params})
+    cols = [
+        "task",
+        "rank",
+        "trial_id",
+        "loss",
+        *params,
+        "conv_channels",
+        "gru_hidden",
+        metric,
+        "test/exact",
+        "test/mae",
+        "pairs/9x9/exact",
+    ]
+    out = top[list(dict.fromkeys(cols))].rename(columns={p: p[len("param.") :] for p in params})
     if study.reruns is not None:
         r = study.reruns[study.reruns.metric == "test/exact"]
-        r = r.assign(rerun=[f"{m:.3f} ± {s:.3f} (n={int(n)})" if pd.notna(s) else f"{m:.3f} (n={int(n)})"
-                            for m, s, n in zip(r["mean"], r["std"], r["n"])])
+        r = r.assign(
+            rerun=[
+                f"{m:.3f} ± {s:.3f} (n={int(n)})" if pd.notna(s) else f"{m:.3f} (n={int(n)})"
+                for m, s, n in zip(r["mean"], r["std"], r["n"])
+            ]
+        )
         out = out.merge(r[["task", "trial_id", "rerun"]].astype({"trial_id": str}), on=["task", "trial_id"], how="left")
         out = out.rename(columns={"rerun": "rerun test/exact"})
     return out.reset_index(drop=True)
@@ -201,7 +249,14 @@ def overview(study: Study) -> pd.DataFrame:
         if sub.empty and not listed:
             continue
         counts = sub.status.value_counts().to_dict() if not sub.empty else {}
-        rows.append({"task": task, "trials.csv rows": listed if listed is not None else "-", "trial folders": len(sub),
-                     **{s: counts.get(s, 0) for s in STATUSES}, **{s: n for s, n in counts.items() if s not in STATUSES}})
+        rows.append(
+            {
+                "task": task,
+                "trials.csv rows": listed if listed is not None else "-",
+                "trial folders": len(sub),
+                **{s: counts.get(s, 0) for s in STATUSES},
+                **{s: n for s, n in counts.items() if s not in STATUSES},
+            }
+        )
     df = pd.DataFrame(rows).fillna(0)
     return df[[c for c in df.columns if c in ("task", "trials.csv rows", "trial folders", "ok") or (df[c] != 0).any()]]

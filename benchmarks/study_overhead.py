@@ -9,6 +9,7 @@ of each trial worker.
     .venv/bin/python benchmarks/study_overhead.py                  # ~1-minute trials (a few minutes)
     .venv/bin/python benchmarks/study_overhead.py --smoke          # seconds; the tests run this
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,12 +68,18 @@ def main() -> int:
     trial_wall = [t["finished_at"] - t["started_at"] for t in trials]
     slot_time = wall * slots
     rows = [
-        ("study wall time", f"{wall:.1f} s ({len(trials)} trials, {slots} at once, mean trial {sum(trial_wall) / len(trials):.1f} s)"),
+        (
+            "study wall time",
+            f"{wall:.1f} s ({len(trials)} trials, {slots} at once, mean trial {sum(trial_wall) / len(trials):.1f} s)",
+        ),
         ("tuner wall time (Ray running)", f"{state['tasks']['sum']['wall_seconds']:.1f} s"),
         ("inside train()", f"{train_s / slot_time:6.1%} of slot time"),
         ("checkpoints + reports", f"{ckpt_s / slot_time:6.1%}"),
         ("final evaluation + run folder", f"{eval_s / slot_time:6.1%}"),
-        ("everything else (Ray/actor start, transfer, search, collect)", f"{(slot_time - train_s - ckpt_s - eval_s) / slot_time:6.1%}"),
+        (
+            "everything else (Ray/actor start, transfer, search, collect)",
+            f"{(slot_time - train_s - ckpt_s - eval_s) / slot_time:6.1%}",
+        ),
         ("peak RSS per trial worker", ", ".join(f"{t['peak_rss_mb']:.0f} MB" for t in trials)),
     ]
     w = max(len(k) for k, _ in rows)
@@ -80,7 +87,9 @@ def main() -> int:
         print(f"{k:<{w}}  {v}")
     tuner_slot_time = state["tasks"]["sum"]["wall_seconds"] * slots
     print(f"{'overhead once Ray is up (tuner wall time)':<{w}}  {1 - train_s / tuner_slot_time:.1%}")
-    print(f"{'OVERHEAD (share outside train())':<{w}}  {1 - train_s / slot_time:.1%}  (target <= 5% for ~1-minute trials)")
+    print(
+        f"{'OVERHEAD (share outside train())':<{w}}  {1 - train_s / slot_time:.1%}  (target <= 5% for ~1-minute trials)"
+    )
     return 0
 
 

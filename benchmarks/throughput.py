@@ -18,6 +18,7 @@ validation exact of both after the same steps, and the ratios last.
 Run in the project's venv:  .venv/bin/python benchmarks/throughput.py [--steps 30 --repeats 5]
 (--smoke: ~15 s, used by tests/test_benchmarks.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,12 +36,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from seqsum import train as seqsum_train  # noqa: E402
 from seqsum.config import ModelConfig, preset  # noqa: E402
 from seqsum.data import Sequences, eval_sets, load_pools, sample  # noqa: E402
 from seqsum.evaluate import predict, value_metrics  # noqa: E402
 from seqsum.model import CnnGru  # noqa: E402
 from seqsum.targets import target  # noqa: E402
-from seqsum import train as seqsum_train  # noqa: E402
 
 
 # --- the plain reference ---------------------------------------------------------------------------
@@ -95,8 +96,10 @@ class Reference:
     @torch.no_grad()
     def predict(self, idx: list[list[int]], lengths: list[int], batch: int = 1024) -> torch.Tensor:
         self.model.eval()
-        out = [self.model(*host_batch(self.images, idx[i : i + batch], lengths[i : i + batch]))[:, 0]
-               for i in range(0, len(lengths), batch)]
+        out = [
+            self.model(*host_batch(self.images, idx[i : i + batch], lengths[i : i + batch]))[:, 0]
+            for i in range(0, len(lengths), batch)
+        ]
         return torch.cat(out).double()
 
 
@@ -205,10 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--valid", type=int, default=2000, help="validation sequences scored at the end")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variants", action="store_true",
-                   help="also time seqsum without each of its optimizations (-sigmoid tanh, -fused rmsprop, -real rows) "
-                        "and without all three (first commit)")
-    p.add_argument("--profile", metavar="PATH", help="also print torch.profiler's top ops for one chunk of PATH's steps")
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also time seqsum without each of its optimizations (-sigmoid tanh, -fused rmsprop, -real rows) "
+        "and without all three (first commit)",
+    )
+    p.add_argument(
+        "--profile", metavar="PATH", help="also print torch.profiler's top ops for one chunk of PATH's steps"
+    )
     p.add_argument("--smoke", action="store_true", help="a ~15 s run (6 steps x 3 repeats, 256 valid)")
     a = p.parse_args(argv)
     if a.smoke:
@@ -233,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         paths["-sigmoid tanh"] = Seqsum(cfg, pools, a.seed, torch_tanh=True)
         paths["-fused rmsprop"] = Seqsum(cfg, pools, a.seed, plain_rmsprop=True)
         paths["-real rows"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru)
-        paths["first commit"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru, plain_rmsprop=True,
-                                       torch_tanh=True)
+        paths["first commit"] = Seqsum(
+            cfg, pools, a.seed, model_cls=PaddedInputCnnGru, plain_rmsprop=True, torch_tanh=True
+        )
     paths["reference"] = Reference(cfg, pools, a.seed)
     params = [list(p.model.parameters()) for p in paths.values()]
     same_init = all(torch.equal(x, y) for ps in params[1:] for x, y in zip(params[0], ps))
@@ -265,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(a.repeats):
         gemm.append(gemm_rate(gemm_n, gemm_s))
         lo, hi = warm + r * a.steps, warm + (r + 1) * a.steps
-        for name in (list(paths) if r % 2 == 0 else list(paths)[::-1]):  # A/B, then B/A
+        for name in list(paths) if r % 2 == 0 else list(paths)[::-1]:  # A/B, then B/A
             rates[name].append(run(name, lo, hi))
     gemm.append(gemm_rate(gemm_n, gemm_s))
     bench_s = time.perf_counter() - t_start
@@ -281,32 +290,47 @@ def main(argv: list[str] | None = None) -> int:
         exact[name] = value_metrics(pred, valid_t)["exact"]
 
     peak = statistics.median(gemm)
-    print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"model: seed preset, batch {bs}, lengths {d.min_len}..{d.max_len} (mean {mean_len:.3f}); "
-          f"training FLOPs/sequence {flops / 1e6:.1f} M (conv + GRU + head, x3)")
-    print(f"float32 GEMM {gemm_n}^3: {peak / 1e9:.1f} GFLOP/s (median of {len(gemm)}; "
-          f"range {min(gemm) / 1e9:.1f}..{max(gemm) / 1e9:.1f})")
-    print(f"steps: {warm} warm-up + {a.repeats} x {a.steps} timed per path, same sequences and init "
-          f"(identical initial weights: {same_init}); {bench_s:.1f} s")
+    print(
+        f"machine: {os.cpu_count()} CPUs ({cpu_model()}); torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"model: seed preset, batch {bs}, lengths {d.min_len}..{d.max_len} (mean {mean_len:.3f}); "
+        f"training FLOPs/sequence {flops / 1e6:.1f} M (conv + GRU + head, x3)"
+    )
+    print(
+        f"float32 GEMM {gemm_n}^3: {peak / 1e9:.1f} GFLOP/s (median of {len(gemm)}; "
+        f"range {min(gemm) / 1e9:.1f}..{max(gemm) / 1e9:.1f})"
+    )
+    print(
+        f"steps: {warm} warm-up + {a.repeats} x {a.steps} timed per path, same sequences and init "
+        f"(identical initial weights: {same_init}); {bench_s:.1f} s"
+    )
     print()
-    print(f"{'path':<14} {'seq/s':>8} {'range':>13} {'ms/step':>8} {'GFLOP/s':>8} {'% GEMM':>7} "
-          f"{'best %':>7} {'faults/step':>11} {'valid exact':>12}")
+    print(
+        f"{'path':<14} {'seq/s':>8} {'range':>13} {'ms/step':>8} {'GFLOP/s':>8} {'% GEMM':>7} "
+        f"{'best %':>7} {'faults/step':>11} {'valid exact':>12}"
+    )
     for name, rs in rates.items():
         med = statistics.median(rs)
-        print(f"{name:<14} {med:8.1f} {min(rs):6.1f}..{max(rs):<6.1f} {1e3 * bs / med:8.1f} "
-              f"{med * flops / 1e9:8.2f} {100 * med * flops / peak:6.1f}% {100 * max(rs) * flops / max(gemm):6.1f}% "
-              f"{statistics.median(faults[name]):11.0f} {exact[name]:12.4f}")
-    print("(% GEMM: median seq/s x FLOPs/sequence over the median GEMM rate; best %: fastest chunk over the "
-          "fastest GEMM; faults/step: minor page faults)")
+        print(
+            f"{name:<14} {med:8.1f} {min(rs):6.1f}..{max(rs):<6.1f} {1e3 * bs / med:8.1f} "
+            f"{med * flops / 1e9:8.2f} {100 * med * flops / peak:6.1f}% {100 * max(rs) * flops / max(gemm):6.1f}% "
+            f"{statistics.median(faults[name]):11.0f} {exact[name]:12.4f}"
+        )
+    print(
+        "(% GEMM: median seq/s x FLOPs/sequence over the median GEMM rate; best %: fastest chunk over the "
+        "fastest GEMM; faults/step: minor page faults)"
+    )
     if a.profile:
         profile(a.profile, paths, lambda: run(a.profile, warm, warm + a.steps))
     print()
     for name in list(paths)[1:]:
         ratio = statistics.median(rates["seqsum"]) / statistics.median(rates[name])
         paired = statistics.median(x / y for x, y in zip(rates["seqsum"], rates[name]))
-        print(f"ratio seqsum/{name}: {ratio:.2f}x (median of per-repeat ratios {paired:.2f}x); "
-              f"valid exact difference {exact['seqsum'] - exact[name]:+.4f} after {n_steps} steps")
+        print(
+            f"ratio seqsum/{name}: {ratio:.2f}x (median of per-repeat ratios {paired:.2f}x); "
+            f"valid exact difference {exact['seqsum'] - exact[name]:+.4f} after {n_steps} steps"
+        )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Every bad input ends in one line `seqsum: error: ...` and exit code 2, before anything is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, RunConfig, preset, PRESETS
+from .config import PRESETS, ConfigError, RunConfig, preset
 
 
 class CliError(Exception):
@@ -45,11 +46,23 @@ def _override(text: str) -> tuple[str, Any]:
 
 # flag -> dotted config key
 _FLAGS = {
-    "task": "train.task", "loss": "train.loss", "epochs": "train.epochs", "seed": "train.seed",
-    "device": "train.device", "lr": "train.lr", "batch_size": "train.batch_size", "optimizer": "train.optimizer",
-    "max_len": "data.max_len", "eval_max_len": "data.eval_max_len", "data": "data.source",
-    "data_root": "data.root", "train_size": "data.train_size", "conv_channels": "model.conv_channels",
-    "conv_kernels": "model.conv_kernels", "gru_hidden": "model.gru_hidden", "activation": "model.activation",
+    "task": "train.task",
+    "loss": "train.loss",
+    "epochs": "train.epochs",
+    "seed": "train.seed",
+    "device": "train.device",
+    "lr": "train.lr",
+    "batch_size": "train.batch_size",
+    "optimizer": "train.optimizer",
+    "max_len": "data.max_len",
+    "eval_max_len": "data.eval_max_len",
+    "data": "data.source",
+    "data_root": "data.root",
+    "train_size": "data.train_size",
+    "conv_channels": "model.conv_channels",
+    "conv_kernels": "model.conv_kernels",
+    "gru_hidden": "model.gru_hidden",
+    "activation": "model.activation",
     "dropout": "model.dropout",
 }
 
@@ -78,8 +91,15 @@ def add_run_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--activation", help="tanh | relu")
     g.add_argument("--dropout", type=float)
     g.add_argument("--standardize", action="store_true", help="mse: regress the standardized value")
-    g.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
-                   help="any config key, e.g. --set data.valid_size=500 (value parsed as JSON)")
+    g.add_argument(
+        "--set",
+        dest="overrides",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, e.g. --set data.valid_size=500 (value parsed as JSON)",
+    )
     g.add_argument("--smoke", action="store_true", help="tiny data and model: finishes in seconds")
 
 
@@ -111,19 +131,25 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 def _check_resume_flags(a: argparse.Namespace) -> None:
     """--resume continues a run with the config in its checkpoint: a config flag would be ignored."""
-    given = [f"--{flag.replace('_', '-')}" for flag in _FLAGS if flag not in ("epochs", "device") and getattr(a, flag) is not None]
+    given = [
+        f"--{flag.replace('_', '-')}"
+        for flag in _FLAGS
+        if flag not in ("epochs", "device") and getattr(a, flag) is not None
+    ]
     given += [f"--{flag}" for flag in ("preset", "config") if getattr(a, flag) is not None]
     given += [f"--{flag}" for flag in ("smoke", "standardize", "download") if getattr(a, flag)]
     given += ["--set"] * bool(a.overrides)
     if given:
-        raise CliError(f"--resume continues with the checkpoint's config; {', '.join(given)} cannot change it "
-                       "(allowed with --resume: --epochs, --device, --out, --overwrite)")
+        raise CliError(
+            f"--resume continues with the checkpoint's config; {', '.join(given)} cannot change it "
+            "(allowed with --resume: --epochs, --device, --out, --overwrite)"
+        )
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from .data import load_pools
     from .results import append_metrics, finish_run, write_json
     from .train import load_checkpoint, resolve_device, save_checkpoint, train
-    from .data import load_pools
 
     resume = None
     if a.resume:
@@ -134,8 +160,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         _check_resume_flags(a)
         if a.epochs is not None:
             if a.epochs < int(resume["epoch"]):
-                raise CliError(f"--epochs {a.epochs} is below the checkpoint's epoch {resume['epoch']}; "
-                               f"allowed: {resume['epoch']} or more")
+                raise CliError(
+                    f"--epochs {a.epochs} is below the checkpoint's epoch {resume['epoch']}; "
+                    f"allowed: {resume['epoch']} or more"
+                )
             cfg = cfg.replace({"train.epochs": a.epochs})
         if a.device is not None:  # e.g. continue a GPU run on a CPU
             cfg = cfg.replace({"train.device": a.device})
@@ -173,27 +201,40 @@ def cmd_train(a: argparse.Namespace) -> int:
         append_metrics(out, m)
         save_checkpoint(state, out / "checkpoint.pt")
         shown = "  ".join(f"{k} {v:.4g}" for k, v in m.items() if k.startswith(("train/", "valid/")))
-        print(f"epoch {m['epoch']}/{cfg.train.epochs}  {shown}  {m['time/epoch_s']:.1f}s"
-              + ("  DIVERGED" if m["status"] == "diverged" else ""), flush=True)
+        print(
+            f"epoch {m['epoch']}/{cfg.train.epochs}  {shown}  {m['time/epoch_s']:.1f}s"
+            + ("  DIVERGED" if m["status"] == "diverged" else ""),
+            flush=True,
+        )
 
-    print(f"seqsum train: {cfg.train.task}/{cfg.train.loss}, {len(pools.train)} train / {len(pools.valid)} valid / "
-          f"{len(pools.test)} test digits from {pools.source}; writing {out}", flush=True)
+    print(
+        f"seqsum train: {cfg.train.task}/{cfg.train.loss}, {len(pools.train)} train / {len(pools.valid)} valid / "
+        f"{len(pools.test)} test digits from {pools.source}; writing {out}",
+        flush=True,
+    )
     result = train(cfg, pools, report=report, resume=resume)
     n_params = sum(p.numel() for p in result.model.parameters())
     summary = finish_run(out, cfg, result, {"params": n_params})
     if summary["status"] == "diverged":
-        print(f"seqsum: the run diverged in epoch {summary['epochs']} (non-finite training loss; try a lower --lr); "
-              f"metrics so far in {out / 'metrics.jsonl'}", file=sys.stderr)
+        print(
+            f"seqsum: the run diverged in epoch {summary['epochs']} (non-finite training loss; try a lower --lr); "
+            f"metrics so far in {out / 'metrics.jsonl'}",
+            file=sys.stderr,
+        )
         return 1
-    print(f"done: test exact {summary['test/exact']:.3f}  mae {summary['test/mae']:.3f}  mse {summary['test/mse']:.3f}  "
-          f"9x9 exact {summary['pairs/9x9/exact']:.2f}  ({summary['train_seconds']:.0f}s, {n_params:,} params) -> {out}")
+    print(
+        f"done: test exact {summary['test/exact']:.3f}  mae {summary['test/mae']:.3f}  mse {summary['test/mse']:.3f}  "
+        f"9x9 exact {summary['pairs/9x9/exact']:.2f}  ({summary['train_seconds']:.0f}s, {n_params:,} params) -> {out}"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="seqsum", description="Sum vs product of handwritten digit sequences: train, study, report.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train one CNN-GRU (no Ray)", description="Train one CNN-GRU on digit sequences and evaluate it.")
+    t = sub.add_parser(
+        "train", help="train one CNN-GRU (no Ray)", description="Train one CNN-GRU on digit sequences and evaluate it."
+    )
     add_run_config_args(t)
     t.add_argument("--out", help="run folder to write (must be empty unless --overwrite)")
     t.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")

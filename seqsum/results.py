@@ -5,6 +5,7 @@ predictions.parquet (one row per test sequence), per_target.csv, pairs.csv, chec
 summary.json (status, final valid and test metrics). summary.json is written last: a folder
 without it is an unfinished run.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,15 @@ from .config import RunConfig
 from .evaluate import Evaluation, evaluate
 from .train import TrainResult
 
-FILES = ("config.json", "metrics.jsonl", "predictions.parquet", "per_target.csv", "pairs.csv", "checkpoint.pt", "summary.json")
+FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "predictions.parquet",
+    "per_target.csv",
+    "pairs.csv",
+    "checkpoint.pt",
+    "summary.json",
+)
 
 
 def append_metrics(out: Path, metrics: dict[str, Any]) -> None:

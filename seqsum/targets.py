@@ -4,10 +4,11 @@ A Codec turns target values into what the network is trained on (`encode`, `loss
 network's output back into values (`decode`), so every model is scored the same way: in value
 space, by `seqsum.evaluate`.
 """
+
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -26,13 +27,13 @@ def target(task: str, digits: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     raise ConfigError(f"unknown task {task!r}; allowed: sum, product")
 
 
-@lru_cache(maxsize=None)
+@cache
 def achievable_values(task: str, max_len: int) -> tuple[int, ...]:
     """Every value the task can produce from 1..max_len digits, sorted."""
     if task == "sum":
         return tuple(range(9 * max_len + 1))
     values = {0}
-    layer = {d for d in range(10)}
+    layer = set(range(10))
     values |= layer
     for _ in range(max_len - 1):
         layer = {v * d for v in layer for d in range(10)}
@@ -45,13 +46,13 @@ def value_stats(task: str, min_len: int, max_len: int) -> tuple[float, float]:
     if task == "sum":
         # E[sum | L] = 4.5 L, Var[sum | L] = 8.25 L
         ls = range(min_len, max_len + 1)
-        m = sum(4.5 * l for l in ls) / len(ls)
-        m2 = sum(8.25 * l + (4.5 * l) ** 2 for l in ls) / len(ls)
+        m = sum(4.5 * k for k in ls) / len(ls)
+        m2 = sum(8.25 * k + (4.5 * k) ** 2 for k in ls) / len(ls)
     else:
         # E[prod | L] = 4.5^L, E[prod^2 | L] = 28.5^L
         ls = range(min_len, max_len + 1)
-        m = sum(4.5**l for l in ls) / len(ls)
-        m2 = sum(28.5**l for l in ls) / len(ls)
+        m = sum(4.5**k for k in ls) / len(ls)
+        m2 = sum(28.5**k for k in ls) / len(ls)
     return m, math.sqrt(max(m2 - m * m, 1e-12))
 
 

@@ -4,13 +4,15 @@ Each epoch draws fresh training sequences from the train pool (seeded, on the tr
 steps the optimizer over them, scores the fixed validation set in value space and calls
 `report(metrics, state)`; `state` is a checkpoint dict that `train(..., resume=state)` continues.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -76,9 +78,19 @@ class RMSprop(torch.optim.RMSprop):
                 continue
             no_correction = [torch.tensor(2.0**40)] * len(params)  # 0.9^(2^40) == 0 == 0^(2^40)
             torch._fused_adam_(
-                params, grads, grads, square_avgs, [], no_correction,
-                lr=group["lr"], beta1=0.0, beta2=group["alpha"], weight_decay=0.0,
-                eps=group["eps"], amsgrad=False, maximize=False,
+                params,
+                grads,
+                grads,
+                square_avgs,
+                [],
+                no_correction,
+                lr=group["lr"],
+                beta1=0.0,
+                beta2=group["alpha"],
+                weight_decay=0.0,
+                eps=group["eps"],
+                amsgrad=False,
+                maximize=False,
             )
             torch._foreach_add_(steps, 1)
         return None
@@ -86,8 +98,12 @@ class RMSprop(torch.optim.RMSprop):
 
 def _plain_rmsprop(group: dict[str, Any]) -> bool:
     return (
-        group["momentum"] == 0 and not group["centered"] and group["weight_decay"] == 0
-        and not group["maximize"] and not group["differentiable"] and not group["capturable"]
+        group["momentum"] == 0
+        and not group["centered"]
+        and group["weight_decay"] == 0
+        and not group["maximize"]
+        and not group["differentiable"]
+        and not group["capturable"]
         and not isinstance(group["lr"], torch.Tensor)
         and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in group["params"])
     )
@@ -219,7 +235,9 @@ def load_checkpoint(path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {str(path)!r} does not exist") from None
     except Exception as e:  # noqa: BLE001 - unreadable or corrupted
-        raise ConfigError(f"checkpoint {str(path)!r} is unreadable or corrupted: {str(e).splitlines()[0][:200]}") from None
+        raise ConfigError(
+            f"checkpoint {str(path)!r} is unreadable or corrupted: {str(e).splitlines()[0][:200]}"
+        ) from None
     if not isinstance(state, dict) or not {"config", "model", "epoch"} <= set(state):
         raise ConfigError(f"checkpoint {str(path)!r} is not a seqsum checkpoint (needs config, model, epoch)")
     return state

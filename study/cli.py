@@ -1,4 +1,5 @@
 """`seqsum study launch | resume | rerun`."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,14 @@ def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
         raise ConfigError("give exactly one of --preset NAME or --config FILE")
     cfg = load_preset(a.preset) if a.preset else StudyConfig.load(a.config)
     cfg = cfg.override("how", num_samples=a.num_samples, max_concurrent=a.max_concurrent, scheduler=a.scheduler)
-    cfg = cfg.override("where", storage=a.storage, name=a.name, cpus_per_trial=a.cpus_per_trial,
-                       gpus_per_trial=a.gpus_per_trial, max_failures=a.max_failures)
+    cfg = cfg.override(
+        "where",
+        storage=a.storage,
+        name=a.name,
+        cpus_per_trial=a.cpus_per_trial,
+        gpus_per_trial=a.gpus_per_trial,
+        max_failures=a.max_failures,
+    )
     if a.base:
         d = cfg.to_dict()
         for key, value in a.base:
@@ -53,8 +60,9 @@ def cmd_resume(a: argparse.Namespace) -> int:
 def cmd_rerun(a: argparse.Namespace) -> int:
     from .runner import rerun
 
-    return _guard(lambda: rerun(a.study_dir, top=a.top, seeds=a.seeds, epochs=a.epochs, address=a.address,
-                                overwrite=a.overwrite))
+    return _guard(
+        lambda: rerun(a.study_dir, top=a.top, seeds=a.seeds, epochs=a.epochs, address=a.address, overwrite=a.overwrite)
+    )
 
 
 def _guard(fn) -> int:
@@ -72,8 +80,11 @@ def _guard(fn) -> int:
 
 
 def add_parsers(sub) -> None:
-    st = sub.add_parser("study", help="search width, depth and loss with Ray Tune + Optuna",
-                        description="Launch, resume and rerun studies (Ray Tune + Optuna).")
+    st = sub.add_parser(
+        "study",
+        help="search width, depth and loss with Ray Tune + Optuna",
+        description="Launch, resume and rerun studies (Ray Tune + Optuna).",
+    )
     ss = st.add_subparsers(dest="study_command", required=True)
 
     la = ss.add_parser("launch", help="start a study (embedded Ray unless --address)")
@@ -87,8 +98,15 @@ def add_parsers(sub) -> None:
     la.add_argument("--cpus-per-trial", type=float)
     la.add_argument("--gpus-per-trial", type=float, help="e.g. 0.25: four trials share one GPU")
     la.add_argument("--max-failures", type=int, help="retries of a trial that raised")
-    la.add_argument("--set", dest="base", type=_kv, action="append", default=[], metavar="KEY=VALUE",
-                    help="base run config of every trial, e.g. --set data.root=/data/mnist --set train.epochs=10")
+    la.add_argument(
+        "--set",
+        dest="base",
+        type=_kv,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="base run config of every trial, e.g. --set data.root=/data/mnist --set train.epochs=10",
+    )
     _common(la)
     la.set_defaults(func=cmd_launch)
 

@@ -27,6 +27,7 @@ where:                     # where it runs
   reuse_actors: true
 ```
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from seqsum.config import ConfigError, LOSSES, TASKS, RunConfig, yaml_load
+from seqsum.config import LOSSES, TASKS, ConfigError, RunConfig, yaml_load
 
 PRESET_DIR = Path(__file__).parent / "presets"
 SCHEDULERS = ("asha", "fifo")
@@ -62,9 +63,19 @@ PARAMS: dict[str, str] = {
 }
 
 # The original post's model, as searched parameters (enqueued first when it fits the space).
-SEED_POINT = {"conv_depth": 2, "conv_width": 8, "gru_depth": 2, "gru_width": 200, "loss": "mse",
-              "standardize": False, "activation": "tanh", "lr": 1e-3, "batch_size": 32, "dropout": 0.2,
-              "optimizer": "rmsprop"}
+SEED_POINT = {
+    "conv_depth": 2,
+    "conv_width": 8,
+    "gru_depth": 2,
+    "gru_width": 200,
+    "loss": "mse",
+    "standardize": False,
+    "activation": "tanh",
+    "lr": 1e-3,
+    "batch_size": 32,
+    "dropout": 0.2,
+    "optimizer": "rmsprop",
+}
 
 
 @dataclass(frozen=True)
@@ -121,17 +132,20 @@ class StudyConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "StudyConfig":
+    def from_dict(cls, d: Any) -> StudyConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"a study config must be a mapping with sections what/how/where, got {type(d).__name__}")
         unknown = sorted(set(d) - {"what", "how", "where"})
         if unknown:
             raise ConfigError(f"unknown study config section(s) {unknown}; allowed: what, how, where")
-        return cls(_section(What, d.get("what") or {}, "what"), _section(How, d.get("how") or {}, "how"),
-                   _section(Where, d.get("where") or {}, "where"))
+        return cls(
+            _section(What, d.get("what") or {}, "what"),
+            _section(How, d.get("how") or {}, "how"),
+            _section(Where, d.get("where") or {}, "where"),
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "StudyConfig":
+    def load(cls, path: str | Path) -> StudyConfig:
         path = Path(path)
         try:
             d = yaml_load(path.read_text())
@@ -141,7 +155,7 @@ class StudyConfig:
             raise ConfigError(f"cannot parse study config {str(path)!r}: {str(e).splitlines()[0]}") from None
         return cls.from_dict(d or {})
 
-    def override(self, section: str, **values: Any) -> "StudyConfig":
+    def override(self, section: str, **values: Any) -> StudyConfig:
         """A copy with some fields of one section replaced (None values are ignored)."""
         d = self.to_dict()
         d[section].update({k: v for k, v in values.items() if v is not None})
@@ -191,9 +205,16 @@ def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
         depth = params.get("gru_depth", len(m.gru_hidden))
         width = params.get("gru_width", m.gru_hidden[0])
         o["model.gru_hidden"] = [max(1, width // 2**i) for i in range(depth)]
-    direct = {"loss": "train.loss", "standardize": "train.standardize", "activation": "model.activation",
-              "lr": "train.lr", "batch_size": "train.batch_size", "dropout": "model.dropout",
-              "optimizer": "train.optimizer", "grad_clip": "train.grad_clip"}
+    direct = {
+        "loss": "train.loss",
+        "standardize": "train.standardize",
+        "activation": "model.activation",
+        "lr": "train.lr",
+        "batch_size": "train.batch_size",
+        "dropout": "model.dropout",
+        "optimizer": "train.optimizer",
+        "grad_clip": "train.grad_clip",
+    }
     o.update({direct[k]: v for k, v in params.items() if k in direct})
     return base.replace(o)
 
@@ -275,7 +296,9 @@ def _space_problems(space: Any) -> list[str]:
             continue
         extra = sorted(set(spec) - {"choices", "low", "high", "log", "role", "when"})
         if extra:
-            p.append(f"search parameter {name!r} has unknown key(s) {extra}; allowed: choices, low, high, log, role, when")
+            p.append(
+                f"search parameter {name!r} has unknown key(s) {extra}; allowed: choices, low, high, log, role, when"
+            )
         if spec.get("role", "scientific") not in ROLES:
             p.append(f"search parameter {name!r} has role {spec['role']!r}; allowed: {', '.join(ROLES)}")
         if "choices" in spec:
@@ -330,8 +353,11 @@ def _problems(c: StudyConfig) -> list[str]:
         p.append(f"study name {r.name!r} must be a non-empty folder name without path separators")
     if not (isinstance(r.cpus_per_trial, (int, float)) and r.cpus_per_trial > 0):
         p.append(f"where.cpus_per_trial must be > 0, got {r.cpus_per_trial!r}")
-    if not (isinstance(r.gpus_per_trial, (int, float)) and 0 <= r.gpus_per_trial and
-            (r.gpus_per_trial <= 1 or float(r.gpus_per_trial).is_integer())):
+    if not (
+        isinstance(r.gpus_per_trial, (int, float))
+        and 0 <= r.gpus_per_trial
+        and (r.gpus_per_trial <= 1 or float(r.gpus_per_trial).is_integer())
+    ):
         p.append(f"where.gpus_per_trial must be a fraction in [0, 1] or a whole number, got {r.gpus_per_trial!r}")
     if not (isinstance(r.max_failures, int) and r.max_failures >= 0):
         p.append(f"where.max_failures must be an integer >= 0, got {r.max_failures!r}")

@@ -10,6 +10,7 @@ Design (see docs/STUDY_LAYOUT.md for the files):
   a RUNNING trial, so a killed driver cannot leave zombies in it.
 - After each task, every trial's last checkpoint (the run folder) is copied to `trials/<task>/<id>/`.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -62,8 +64,14 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
 
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         ray_constants.ENABLE_RAY_CLUSTER = False
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, configure_logging=True,
-                 logging_level="WARNING", log_to_driver=True)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            configure_logging=True,
+            logging_level="WARNING",
+            log_to_driver=True,
+        )
     else:
         _check_reachable(address)
         try:
@@ -96,7 +104,9 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
 # --- study folder -----------------------------------------------------------------------------
 def study_dir_of(cfg: StudyConfig) -> Path:
     if "://" in cfg.where.storage:
-        raise StudyError(f"storage {cfg.where.storage!r}: URIs are not supported yet; use a local or shared (NFS) folder")
+        raise StudyError(
+            f"storage {cfg.where.storage!r}: URIs are not supported yet; use a local or shared (NFS) folder"
+        )
     return Path(cfg.where.storage).expanduser().resolve() / cfg.where.name
 
 
@@ -118,7 +128,9 @@ def create_study_dir(cfg: StudyConfig) -> Path:
         same = StudyConfig.load(d / "study.yaml").to_dict() == cfg.to_dict()
         if same:
             raise StudyError(f"study {str(d)!r} already exists; continue it with: seqsum study resume {d}")
-        raise StudyError(f"storage folder {str(d)!r} already holds a different study; choose another --name or --storage")
+        raise StudyError(
+            f"storage folder {str(d)!r} already holds a different study; choose another --name or --storage"
+        )
     if d.exists() and any(d.iterdir()):
         raise StudyError(f"{str(d)!r} exists and is not empty; choose another --name or --storage")
     d.mkdir(parents=True, exist_ok=True)
@@ -143,8 +155,12 @@ def record_trials(study_dir: Path, cfg: StudyConfig, task: str, rows: list[dict[
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=optuna_study_name(cfg, task), storage=optuna_storage(study_dir),
-                                direction="maximize" if cfg.how.mode == "max" else "minimize", load_if_exists=True)
+    study = optuna.create_study(
+        study_name=optuna_study_name(cfg, task),
+        storage=optuna_storage(study_dir),
+        direction="maximize" if cfg.how.mode == "max" else "minimize",
+        load_if_exists=True,
+    )
     seen = {t.user_attrs.get("tune_trial_id") for t in study.get_trials(deepcopy=False)}
     dists = distributions(cfg.what.space)
     added = 0
@@ -154,7 +170,8 @@ def record_trials(study_dir: Path, cfg: StudyConfig, task: str, rows: list[dict[
         value = r.get("value")
         ok = r["status"] != "error" and isinstance(value, (int, float)) and math.isfinite(value)
         trial = optuna.trial.create_trial(
-            params=r["params"], distributions={k: dists[k] for k in r["params"] if k in dists},
+            params=r["params"],
+            distributions={k: dists[k] for k in r["params"] if k in dists},
             value=value if ok else None,
             state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
             user_attrs={"tune_trial_id": r["trial_id"], "status": r["status"], "epochs": r.get("epochs")},
@@ -193,9 +210,14 @@ def _run(study_dir: Path, cfg: StudyConfig, address: str | None, report: bool, p
                 try:
                     rows = _run_task(study_dir, cfg, task, pools)
                 except Interrupted as e:
-                    raise Interrupted(f"{e}; finished trials are kept. Continue with: seqsum study resume {study_dir}") from None
-                state["tasks"][task] = {"status": "done", "wall_seconds": time.time() - t0 +
-                                        state["tasks"].get(task, {}).get("wall_seconds", 0.0), "trials": len(rows)}
+                    raise Interrupted(
+                        f"{e}; finished trials are kept. Continue with: seqsum study resume {study_dir}"
+                    ) from None
+                state["tasks"][task] = {
+                    "status": "done",
+                    "wall_seconds": time.time() - t0 + state["tasks"].get(task, {}).get("wall_seconds", 0.0),
+                    "trials": len(rows),
+                }
                 write_json(study_dir / STATE, state)
     write_trials_csv(study_dir, cfg)
     print(summary_text(study_dir, cfg), flush=True)
@@ -218,7 +240,9 @@ def _run_task(study_dir: Path, cfg: StudyConfig, task: str, pools) -> list[dict[
         print(f"[{task}] restoring the Tune experiment {exp}", flush=True)
         tuner = tune.Tuner.restore(str(exp), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        tuner = tune.Tuner(trainable, tune_config=_tune_config(cfg, task), run_config=_run_config(study_dir, cfg, task, recorder))
+        tuner = tune.Tuner(
+            trainable, tune_config=_tune_config(cfg, task), run_config=_run_config(study_dir, cfg, task, recorder)
+        )
     _INTERRUPTED.clear()
     grid = tuner.fit()
     if _INTERRUPTED.is_set():  # Ctrl-C: Tune saved its state and returned early; `resume` collects
@@ -265,31 +289,53 @@ def _tune_config(cfg: StudyConfig, task: str):
     h = cfg.how
     space = cfg.what.space
     seed = cfg.seed_point() if cfg.what.enqueue_seed else None
-    searcher = OptunaSearch(Space(space), metric=h.metric, mode=h.mode,
-                            points_to_evaluate=[seed] if seed else None,
-                            sampler=optuna.samplers.TPESampler(seed=h.seed))
+    searcher = OptunaSearch(
+        Space(space),
+        metric=h.metric,
+        mode=h.mode,
+        points_to_evaluate=[seed] if seed else None,
+        sampler=optuna.samplers.TPESampler(seed=h.seed),
+    )
     searcher = ConcurrencyLimiter(searcher, max_concurrent=h.max_concurrent)
     epochs = cfg.base_run(task).train.epochs
-    scheduler = (ASHAScheduler(metric=h.metric, mode=h.mode, max_t=epochs, grace_period=min(h.grace_period, epochs),
-                               reduction_factor=h.reduction_factor) if h.scheduler == "asha" else FIFOScheduler())
-    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=h.num_samples,
-                           reuse_actors=cfg.where.reuse_actors)
+    scheduler = (
+        ASHAScheduler(
+            metric=h.metric,
+            mode=h.mode,
+            max_t=epochs,
+            grace_period=min(h.grace_period, epochs),
+            reduction_factor=h.reduction_factor,
+        )
+        if h.scheduler == "asha"
+        else FIFOScheduler()
+    )
+    return tune.TuneConfig(
+        search_alg=searcher, scheduler=scheduler, num_samples=h.num_samples, reuse_actors=cfg.where.reuse_actors
+    )
 
 
 def _run_config(study_dir: Path, cfg: StudyConfig, task: str, recorder, name: str | None = None):
     from ray import tune
 
     return tune.RunConfig(
-        name=name or task, storage_path=str(study_dir / "tune"),
+        name=name or task,
+        storage_path=str(study_dir / "tune"),
         failure_config=tune.FailureConfig(max_failures=cfg.where.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[recorder] if recorder else None, verbose=0,
+        callbacks=[recorder] if recorder else None,
+        verbose=0,
     )
 
 
 def _trial_row(task: str, trial_id: str, params: dict, metrics: dict, status: str, metric: str) -> dict[str, Any]:
-    return {"task": task, "trial_id": trial_id, "status": status, "params": params,
-            "value": metrics.get(metric), "epochs": metrics.get("epoch")}
+    return {
+        "task": task,
+        "trial_id": trial_id,
+        "status": status,
+        "params": params,
+        "value": metrics.get(metric),
+        "epochs": metrics.get("epoch"),
+    }
 
 
 def _status(metrics: dict[str, Any], epochs: int, errored: bool) -> str:
@@ -320,12 +366,19 @@ class _Recorder(_Callback):
         self.done += 1
         value = m.get(self.cfg.how.metric)
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.config.items())
-        print(f"[{self.task}] trial {self.done}/{self.cfg.how.num_samples} {trial.trial_id} {status}: "
-              f"{self.cfg.how.metric}={value if value is None else round(value, 4)} after {m.get('epoch')} epochs ({shown})",
-              flush=True)
+        print(
+            f"[{self.task}] trial {self.done}/{self.cfg.how.num_samples} {trial.trial_id} {status}: "
+            f"{self.cfg.how.metric}={value if value is None else round(value, 4)} "
+            f"after {m.get('epoch')} epochs ({shown})",
+            flush=True,
+        )
         try:
-            record_trials(self.study_dir, self.cfg, self.task,
-                          [_trial_row(self.task, trial.trial_id, dict(trial.config), m, status, self.cfg.how.metric)])
+            record_trials(
+                self.study_dir,
+                self.cfg,
+                self.task,
+                [_trial_row(self.task, trial.trial_id, dict(trial.config), m, status, self.cfg.how.metric)],
+            )
         except Exception as e:  # noqa: BLE001 - the final sync retries; never break the study for this
             print(f"[{self.task}] note: optuna.db not updated yet ({e})", file=sys.stderr)
 
@@ -382,11 +435,20 @@ def _complete_run_folder(d: Path, task: str, trial_id: str, params: dict, status
         for h in hist:
             append_metrics(d, h)  # the same writer as train's (NaN -> null)
         last = hist[-1] if hist else {}
-        write_json(d / "summary.json", {"status": status, "epochs": len(hist),
-                                         "train_seconds": sum(h.get("time/epoch_s", 0.0) for h in hist),
-                                         **{k: v for k, v in last.items() if k.startswith(("train/", "valid/"))}})
-    info = json.loads(info_path.read_text()) if info_path.exists() else {"trial_id": trial_id, "task": task,
-                                                                           "params": params.get("_rerun", {}).get("params", params)}
+        write_json(
+            d / "summary.json",
+            {
+                "status": status,
+                "epochs": len(hist),
+                "train_seconds": sum(h.get("time/epoch_s", 0.0) for h in hist),
+                **{k: v for k, v in last.items() if k.startswith(("train/", "valid/"))},
+            },
+        )
+    info = (
+        json.loads(info_path.read_text())
+        if info_path.exists()
+        else {"trial_id": trial_id, "task": task, "params": params.get("_rerun", {}).get("params", params)}
+    )
     info["status"] = status
     write_json(info_path, info)
 
@@ -397,8 +459,13 @@ def trial_frame(study_dir: Path) -> pd.DataFrame:
     for p in sorted((study_dir / "trials").glob("*/*/params.json")):
         info = json.loads(p.read_text())
         summary = json.loads((p.parent / "summary.json").read_text())
-        row = {"task": info["task"], "trial_id": info["trial_id"], "status": info["status"],
-               "node_ip": info.get("node_ip"), **{f"param/{k}": v for k, v in info["params"].items()}}
+        row = {
+            "task": info["task"],
+            "trial_id": info["trial_id"],
+            "status": info["status"],
+            "node_ip": info.get("node_ip"),
+            **{f"param/{k}": v for k, v in info["params"].items()},
+        }
         row.update({k: v for k, v in summary.items() if k != "status"})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -423,8 +490,10 @@ def summary_text(study_dir: Path, cfg: StudyConfig) -> str:
         best = g.sort_values(metric, ascending=cfg.how.mode == "min").iloc[0]
         params = {k[6:]: _py(best[k]) for k in g.columns if k.startswith("param/") and pd.notna(best[k])}
         test = f", test/exact={best['test/exact']:.3f}" if "test/exact" in best and pd.notna(best["test/exact"]) else ""
-        lines.append(f"  {task}: best {metric}={best[metric]:.3f}{test} ({best['trial_id']}: {params}); "
-                     f"statuses {g.status.value_counts().to_dict()}")
+        lines.append(
+            f"  {task}: best {metric}={best[metric]:.3f}{test} ({best['trial_id']}: {params}); "
+            f"statuses {g.status.value_counts().to_dict()}"
+        )
     return "\n".join(lines)
 
 
@@ -442,13 +511,22 @@ def make_report(study_dir: Path) -> None:
         out = build_report(study_dir)
         print(f"report: {out / 'index.html'}", flush=True)
     except Exception as e:  # noqa: BLE001 - the study's results are safe; the report can be rebuilt
-        print(f"report not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-              f"rebuild it with: seqsum report {study_dir}", file=sys.stderr)
+        print(
+            f"report not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"rebuild it with: seqsum report {study_dir}",
+            file=sys.stderr,
+        )
 
 
 # --- rerun ------------------------------------------------------------------------------------
-def rerun(study_dir: str | Path, top: int = 3, seeds: int = 3, epochs: int | None = None,
-          address: str | None = None, overwrite: bool = False) -> pd.DataFrame:
+def rerun(
+    study_dir: str | Path,
+    top: int = 3,
+    seeds: int = 3,
+    epochs: int | None = None,
+    address: str | None = None,
+    overwrite: bool = False,
+) -> pd.DataFrame:
     """Retrain the top-K configs of each task with `seeds` seeds; write rerun/ and rerun/summary.csv."""
     from ray import tune
 
@@ -475,12 +553,17 @@ def rerun(study_dir: str | Path, top: int = 3, seeds: int = 3, epochs: int | Non
             points = []
             for rank, (_, row) in enumerate(best.iterrows(), 1):
                 params = json.loads((study_dir / "trials" / task / row.trial_id / "params.json").read_text())["params"]
-                points += [{"params": params, "seed": s, "epochs": ep, "trial_id": row.trial_id, "rank": rank}
-                           for s in range(seeds)]
+                points += [
+                    {"params": params, "seed": s, "epochs": ep, "trial_id": row.trial_id, "rank": rank}
+                    for s in range(seeds)
+                ]
             print(f"[rerun {task}] {len(best)} configs x {seeds} seeds, {ep} epochs", flush=True)
             tuner = tune.Tuner(
-                _trainable(cfg, task, pools), param_space={"_rerun": tune.grid_search(points)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=cfg.how.max_concurrent, reuse_actors=cfg.where.reuse_actors),
+                _trainable(cfg, task, pools),
+                param_space={"_rerun": tune.grid_search(points)},
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=cfg.how.max_concurrent, reuse_actors=cfg.where.reuse_actors
+                ),
                 run_config=_run_config(study_dir, cfg, task, None, name=f"rerun-{task}"),
             )
             grid = tuner.fit()
@@ -506,8 +589,17 @@ def rerun_summary(rerun_dir: Path) -> pd.DataFrame:
         s = json.loads(p.read_text())
         rank, _, trial_id = p.parent.parent.name.partition("-")
         for k in RERUN_METRICS:
-            rows.append({"task": p.parent.parent.parent.name, "rank": int(rank), "trial_id": trial_id,
-                         "seed": int(p.parent.name.split("=")[1]), "status": s["status"], "metric": k, "value": s.get(k)})
+            rows.append(
+                {
+                    "task": p.parent.parent.parent.name,
+                    "rank": int(rank),
+                    "trial_id": trial_id,
+                    "seed": int(p.parent.name.split("=")[1]),
+                    "status": s["status"],
+                    "metric": k,
+                    "value": s.get(k),
+                }
+            )
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=["task", "rank", "trial_id", "metric", "mean", "std", "n"])

@@ -5,6 +5,7 @@ The digit pools arrive once per worker through `tune.with_parameters`. Every epo
 checkpoint (resume point); the last one also holds the whole run folder (evaluation included),
 so everything a trial keeps reaches the storage path through Ray's checkpoint mechanism.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,9 @@ from seqsum.train import load_checkpoint, model_from_checkpoint, save_checkpoint
 
 from .config import StudyConfig
 
-FAIL_ONCE_ENV = "SEQSUM_FAIL_ONCE"  # fault injection for tests: a marker file path; the first trial to see it missing raises
+FAIL_ONCE_ENV = (
+    "SEQSUM_FAIL_ONCE"  # fault injection for tests: a marker file path; the first trial to see it missing raises
+)
 
 
 def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: Pools) -> None:
@@ -79,7 +82,9 @@ def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: P
     train(cfg, pools, report=report, resume=resume)
 
 
-def _write_run_folder(d: Path, state: dict[str, Any], pools: Pools, last: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+def _write_run_folder(
+    d: Path, state: dict[str, Any], pools: Pools, last: dict[str, Any], info: dict[str, Any]
+) -> dict[str, Any]:
     """Write the run folder of a finished trial into checkpoint dir `d`; return the test metrics."""
     t0 = time.perf_counter()
     cfg, model, codec = model_from_checkpoint(state)
@@ -94,14 +99,27 @@ def _write_run_folder(d: Path, state: dict[str, Any], pools: Pools, last: dict[s
         write_evaluation(d, ev)
         test = ev.metrics
     train_seconds = sum(m.get("time/epoch_s", 0.0) for m in state["history"])
-    summary = {"status": status, "epochs": len(state["history"]), "train_seconds": train_seconds,
-               **{k: v for k, v in last.items() if k.startswith(("train/", "valid/"))}, **test}
+    summary = {
+        "status": status,
+        "epochs": len(state["history"]),
+        "train_seconds": train_seconds,
+        **{k: v for k, v in last.items() if k.startswith(("train/", "valid/"))},
+        **test,
+    }
     write_json(d / "summary.json", summary)
     eval_seconds = time.perf_counter() - t0
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    write_json(d / "params.json", {**info, "status": status, "finished_at": time.time(),
-                                   "train_seconds": train_seconds, "eval_seconds": eval_seconds,
-                                   "peak_rss_mb": peak_rss_mb})
+    write_json(
+        d / "params.json",
+        {
+            **info,
+            "status": status,
+            "finished_at": time.time(),
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "peak_rss_mb": peak_rss_mb,
+        },
+    )
     return {**test, "train_seconds": train_seconds}
 
 

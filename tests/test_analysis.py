@@ -5,6 +5,7 @@ end), and a small one built by hand from real `seqsum train --smoke` runs as doc
 lays it out (params.json, trials.csv, a real Optuna RDB optuna.db, rerun/ with its summary.csv),
 which the bad-input and partial-report tests copy and break.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,24 +44,52 @@ def make_study(root: Path) -> Path:
     """A study folder as `seqsum study launch` lays it out, from real smoke runs."""
     d = root / NAME
     (d / "trials").mkdir(parents=True)
-    (d / "study.yaml").write_text(f"what: {{tasks: [sum, product]}}\nhow: {{metric: valid/exact, mode: max}}\n"
-                                  f"where: {{storage: {root}, name: {NAME}}}\n")
+    (d / "study.yaml").write_text(
+        f"what: {{tasks: [sum, product]}}\nhow: {{metric: valid/exact, mode: max}}\n"
+        f"where: {{storage: {root}, name: {NAME}}}\n"
+    )
     storage = optuna.storages.RDBStorage(f"sqlite:///{d / 'optuna.db'}")
-    dists = {"loss": optuna.distributions.CategoricalDistribution(["mse", "log", "classify"]),
-             "gru_width": optuna.distributions.IntDistribution(8, 64, log=True)}
-    rows, studies = [], {t: optuna.create_study(study_name=f"{NAME}/{t}", storage=storage, direction="maximize")
-                         for t in ("sum", "product")}
+    dists = {
+        "loss": optuna.distributions.CategoricalDistribution(["mse", "log", "classify"]),
+        "gru_width": optuna.distributions.IntDistribution(8, 64, log=True),
+    }
+    rows, studies = (
+        [],
+        {
+            t: optuna.create_study(study_name=f"{NAME}/{t}", storage=storage, direction="maximize")
+            for t in ("sum", "product")
+        },
+    )
     for number, (task, loss, extra) in enumerate(TRIALS):
         trial_id = f"t{number:02d}{task[0]}"
         run = d / "trials" / task / trial_id
         summary = smoke_run(run, task, loss, *extra)
         params = {"loss": loss, "gru_width": int(extra[1]) if extra else 16}
-        (run / "params.json").write_text(json.dumps({"trial_id": trial_id, "task": task, "number": number,
-                                                     "params": params, "node_ip": "127.0.0.1", "hostname": "test",
-                                                     "status": summary["status"]}))
-        studies[task].add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=summary["valid/exact"]))
-        rows.append({"task": task, "trial_id": trial_id, "status": summary["status"],
-                     **{f"param/{k}": v for k, v in params.items()}, **{k: v for k, v in summary.items() if k != "status"}})
+        (run / "params.json").write_text(
+            json.dumps(
+                {
+                    "trial_id": trial_id,
+                    "task": task,
+                    "number": number,
+                    "params": params,
+                    "node_ip": "127.0.0.1",
+                    "hostname": "test",
+                    "status": summary["status"],
+                }
+            )
+        )
+        studies[task].add_trial(
+            optuna.trial.create_trial(params=params, distributions=dists, value=summary["valid/exact"])
+        )
+        rows.append(
+            {
+                "task": task,
+                "trial_id": trial_id,
+                "status": summary["status"],
+                **{f"param/{k}": v for k, v in params.items()},
+                **{k: v for k, v in summary.items() if k != "status"},
+            }
+        )
     storage.engine.dispose()
     pd.DataFrame(rows).to_csv(d / "trials.csv", index=False)
     # Reruns of the product's classify config: two more seeds.
@@ -69,15 +98,26 @@ def make_study(root: Path) -> Path:
         s = smoke_run(d / "rerun" / "product" / "1-t02p" / f"seed={seed}", "product", "classify", "--seed", str(seed))
         reruns.append(s)
     stats = pd.DataFrame(reruns)[["test/exact", "test/mae"]].agg(["mean", "std", "count"]).T
-    pd.DataFrame({"task": "product", "trial_id": "t02p", "metric": stats.index, "mean": stats["mean"].values,
-                  "std": stats["std"].values, "n": stats["count"].values}).to_csv(d / "rerun" / "summary.csv", index=False)
+    pd.DataFrame(
+        {
+            "task": "product",
+            "trial_id": "t02p",
+            "metric": stats.index,
+            "mean": stats["mean"].values,
+            "std": stats["std"].values,
+            "n": stats["count"].values,
+        }
+    ).to_csv(d / "rerun" / "summary.csv", index=False)
     return d
 
 
 def snapshot(d: Path, skip: str = "report") -> dict[str, str]:
     """sha1 of every file outside d/skip."""
-    return {str(p.relative_to(d)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(d.rglob("*")) if p.is_file() and p.relative_to(d).parts[0] != skip}
+    return {
+        str(p.relative_to(d)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p.relative_to(d).parts[0] != skip
+    }
 
 
 def check_pngs(report: Path) -> None:
@@ -113,7 +153,19 @@ def smoke_study(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("real")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
-    argv = [sys.executable, "-m", "seqsum", "study", "launch", "--preset", "smoke", "--storage", str(root), "--name", "smoke"]
+    argv = [
+        sys.executable,
+        "-m",
+        "seqsum",
+        "study",
+        "launch",
+        "--preset",
+        "smoke",
+        "--storage",
+        str(root),
+        "--name",
+        "smoke",
+    ]
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert "report: " in r.stdout, r.stdout[-3000:]
@@ -166,9 +218,29 @@ def test_report_has_every_section_figure_and_table(report):
     check_sections(report)
     check_pngs(report)
     names = {p.stem for p in (report / "figures").glob("*.png")}
-    assert {"error_by_target", "magnitude_loss", "magnitude_bucket", "pairs_sum", "pairs_product", "ceiling",
-            "best_so_far", "learning_curves", "filters_sum", "filters_product"} <= names
-    for name in ("trials", "epochs", "per_target", "by_bin", "pairs", "pair_verdicts", "ceiling", "top_configs", "filters"):
+    assert {
+        "error_by_target",
+        "magnitude_loss",
+        "magnitude_bucket",
+        "pairs_sum",
+        "pairs_product",
+        "ceiling",
+        "best_so_far",
+        "learning_curves",
+        "filters_sum",
+        "filters_product",
+    } <= names
+    for name in (
+        "trials",
+        "epochs",
+        "per_target",
+        "by_bin",
+        "pairs",
+        "pair_verdicts",
+        "ceiling",
+        "top_configs",
+        "filters",
+    ):
         assert len(pd.read_csv(report / "tables" / f"{name}.csv")) > 0, name
 
 
@@ -195,22 +267,28 @@ def test_cli_report_without_the_classifier_and_filters(study, report, tmp_path, 
     check_sections(tmp_path / "r")
     check_pngs(tmp_path / "r")
     png = tmp_path / "f.png"
-    assert main(["filters", str(study / "trials" / "sum" / "t00s"), "--out", str(png), "--cache", str(report / "ceiling")]) == 0
+    assert (
+        main(["filters", str(study / "trials" / "sum" / "t00s"), "--out", str(png), "--cache", str(report / "ceiling")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert re.search(r"matched \|cosine\| to the simple CNN's \d\.\d\d vs \d\.\d\d ± \d\.\d\d for random", out)
     with Image.open(png) as im:
         assert im.format == "PNG" and im.size[0] > 300
 
 
-@pytest.mark.parametrize("args, message", [
-    (["filters", "{tmp}/nope"], "does not exist"),
-    (["filters", "{tmp}"], "has no checkpoint.pt"),
-    (["filters", "{study}/trials/sum/t00s", "--out", "{tmp}/f.jpg"], "must be a .png file"),
-    (["report", "{tmp}/nope"], "does not exist"),
-    (["report", "{tmp}"], "is not a study folder"),
-    (["report", "{study}/trials.csv"], "is not a folder"),
-    (["report", "{study}", "--out", "{study}/study.yaml"], "exists and is not a folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["filters", "{tmp}/nope"], "does not exist"),
+        (["filters", "{tmp}"], "has no checkpoint.pt"),
+        (["filters", "{study}/trials/sum/t00s", "--out", "{tmp}/f.jpg"], "must be a .png file"),
+        (["report", "{tmp}/nope"], "does not exist"),
+        (["report", "{tmp}"], "is not a study folder"),
+        (["report", "{study}/trials.csv"], "is not a folder"),
+        (["report", "{study}", "--out", "{study}/study.yaml"], "exists and is not a folder"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(study, tmp_path, capsys, args, message):
     before = snapshot(study, skip="")
     argv = [a.format(tmp=tmp_path, study=study) for a in args]
@@ -254,10 +332,16 @@ def test_importance_from_optuna_db(tmp_path):
     d.mkdir()
     storage = f"sqlite:///{d / 'optuna.db'}"
     for task in ("sum", "product"):
-        s = optuna.create_study(study_name=f"imp/{task}", storage=storage, direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=0))
-        s.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 100 + 1e-4 * t.suggest_int("width", 8, 64),
-                   n_trials=12 if task == "sum" else 2)
+        s = optuna.create_study(
+            study_name=f"imp/{task}",
+            storage=storage,
+            direction="maximize",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+        )
+        s.optimize(
+            lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 100 + 1e-4 * t.suggest_int("width", 8, 64),
+            n_trials=12 if task == "sum" else 2,
+        )
     imp, skipped = optuna_importances(load_study(d))
     assert set(imp[imp.task == "sum"].param) == {"lr", "width"}
     assert imp[imp.task == "sum"].set_index("param").importance["lr"] > 0.5
@@ -266,20 +350,63 @@ def test_importance_from_optuna_db(tmp_path):
 
 def test_magnitude_bins_and_weighted_means():
     t = pd.Series([0, 1, 9, 10, 99, 100, 999, 1000, 6561])
-    assert list(tables.magnitude_bin("product", t)) == ["0", "1-9", "1-9", "10-99", "10-99", "100-999", "100-999",
-                                                        ">=1000", ">=1000"]
-    assert list(tables.magnitude_bin("sum", pd.Series([0, 9, 10, 29, 30, 36]))) == ["0-9", "0-9", "10-19", "20-29",
-                                                                                 ">=30", ">=30"]
-    pt = pd.DataFrame({"task": "sum", "selection": "loss", "group": "mse", "trial_id": "x", "target": [3, 5, 12],
-                       "n": [1, 3, 2], "exact": [1.0, 0.0, 0.5], "mae": [0.0, 2.0, 1.0], "rel_err": [0.0, 0.4, 0.1]})
+    assert list(tables.magnitude_bin("product", t)) == [
+        "0",
+        "1-9",
+        "1-9",
+        "10-99",
+        "10-99",
+        "100-999",
+        "100-999",
+        ">=1000",
+        ">=1000",
+    ]
+    assert list(tables.magnitude_bin("sum", pd.Series([0, 9, 10, 29, 30, 36]))) == [
+        "0-9",
+        "0-9",
+        "10-19",
+        "20-29",
+        ">=30",
+        ">=30",
+    ]
+    pt = pd.DataFrame(
+        {
+            "task": "sum",
+            "selection": "loss",
+            "group": "mse",
+            "trial_id": "x",
+            "target": [3, 5, 12],
+            "n": [1, 3, 2],
+            "exact": [1.0, 0.0, 0.5],
+            "mae": [0.0, 2.0, 1.0],
+            "rel_err": [0.0, 0.4, 0.1],
+        }
+    )
     b = tables.by_bin(pt).set_index("bin")
-    assert b.loc["0-9", "n"] == 4 and b.loc["0-9", "exact"] == pytest.approx(0.25) and b.loc["0-9", "mae"] == pytest.approx(1.5)
+    assert (
+        b.loc["0-9", "n"] == 4
+        and b.loc["0-9", "exact"] == pytest.approx(0.25)
+        and b.loc["0-9", "mae"] == pytest.approx(1.5)
+    )
     assert b.loc["10-19", "exact"] == pytest.approx(0.5)
 
 
 def test_pair_verdict_counts_the_9x9_cell():
-    grid = pd.DataFrame([{"task": "product", "group": "mse", "trial_id": "x", "a": a, "b": b, "n": 4,
-                          "exact": 0.25 if (a, b) == (9, 9) else 1.0} for a in range(10) for b in range(10)])
+    grid = pd.DataFrame(
+        [
+            {
+                "task": "product",
+                "group": "mse",
+                "trial_id": "x",
+                "a": a,
+                "b": b,
+                "n": 4,
+                "exact": 0.25 if (a, b) == (9, 9) else 1.0,
+            }
+            for a in range(10)
+            for b in range(10)
+        ]
+    )
     v = tables.pair_verdicts(grid).iloc[0]
     assert v.verdict.startswith("9x9: 1/4 correct; whole grid 0.99 exact; 1x9: 4/4; weakest row a=9")
 

@@ -1,6 +1,7 @@
 """benchmarks/throughput.py --smoke: it runs, prints its table, and seqsum's training path is not
 slower than the plain padded reference (a loose sanity bound: 0.8x; the real numbers are in
 docs/PERFORMANCE.md)."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,10 @@ def smoke_run() -> str:
     # stalls every parallel region, which makes the timings of both paths mostly noise.
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--smoke", "--threads", "1"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -29,8 +33,12 @@ def parse(out: str) -> tuple[dict[str, dict[str, float]], float]:
     for line in out.splitlines():
         f = line.split()
         if f and f[0] in ("seqsum", "reference") and len(f) == 9:
-            rows[f[0]] = {"seq/s": float(f[1]), "ms/step": float(f[3]), "pct": float(f[5].rstrip("%")),
-                          "exact": float(f[8])}
+            rows[f[0]] = {
+                "seq/s": float(f[1]),
+                "ms/step": float(f[3]),
+                "pct": float(f[5].rstrip("%")),
+                "exact": float(f[8]),
+            }
     ratio = re.search(r"^ratio seqsum/reference: ([\d.]+)x", out, re.M)
     assert set(rows) == {"seqsum", "reference"} and ratio, out
     return rows, float(ratio.group(1))
@@ -38,8 +46,15 @@ def parse(out: str) -> tuple[dict[str, dict[str, float]], float]:
 
 def test_throughput_smoke_prints_the_table_and_seqsum_is_not_slower():
     out = smoke_run()
-    for text in ("machine:", "training FLOPs/sequence", "float32 GEMM", "identical initial weights: True",
-                 "path", "% GEMM", "valid exact"):
+    for text in (
+        "machine:",
+        "training FLOPs/sequence",
+        "float32 GEMM",
+        "identical initial weights: True",
+        "path",
+        "% GEMM",
+        "valid exact",
+    ):
         assert text in out, out
     assert out.rstrip().splitlines()[-1].startswith("ratio seqsum/reference:")  # ratios last
     rows, ratio = parse(out)

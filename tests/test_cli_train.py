@@ -1,5 +1,6 @@
 """`seqsum train`: the run folder it writes, progress lines, --overwrite, --resume, divergence, bad
 inputs (exit 2, one line, nothing written), --help, and one real run of the console script."""
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import history_without_times, run_cli, tree
 
 from seqsum.config import PRESETS, RunConfig
 from seqsum.results import FILES, read_jsonl
 from seqsum.train import load_checkpoint
 
-from conftest import history_without_times, run_cli, tree
-
-METRIC_KEYS = {"epoch", "train/loss", "valid/exact", "valid/mae", "valid/mse", "valid/rel_err", "time/epoch_s", "status"}
+METRIC_KEYS = {
+    "epoch",
+    "train/loss",
+    "valid/exact",
+    "valid/mae",
+    "valid/mse",
+    "valid/rel_err",
+    "time/epoch_s",
+    "status",
+}
 SMOKE = RunConfig.from_dict(PRESETS["smoke"])
 
 
@@ -42,8 +51,15 @@ def smoke_run(tmp_path_factory):
 def test_smoke_run_writes_every_file_of_the_run_folder(smoke_run):
     out, _, _ = smoke_run
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
-    assert set(FILES) == {"config.json", "metrics.jsonl", "predictions.parquet", "per_target.csv", "pairs.csv",
-                          "checkpoint.pt", "summary.json"}
+    assert set(FILES) == {
+        "config.json",
+        "metrics.jsonl",
+        "predictions.parquet",
+        "per_target.csv",
+        "pairs.csv",
+        "checkpoint.pt",
+        "summary.json",
+    }
 
 
 def test_config_json(smoke_run):
@@ -92,8 +108,18 @@ def test_summary_json(smoke_run):
     out, _, _ = smoke_run
     s = strict_json((out / "summary.json").read_text())
     assert s["status"] == "ok" and s["epochs"] == 2 and s["train_seconds"] > 0 and s["params"] > 0
-    for key in ("train/loss", "valid/exact", "test/exact", "test/mae", "test/mse", "test/rel_err",
-                "test/len=1/exact", "test/len=4/mae", "pairs/exact", "pairs/9x9/exact"):
+    for key in (
+        "train/loss",
+        "valid/exact",
+        "test/exact",
+        "test/mae",
+        "test/mse",
+        "test/rel_err",
+        "test/len=1/exact",
+        "test/len=4/mae",
+        "pairs/exact",
+        "pairs/9x9/exact",
+    ):
         assert key in s, key
     p = pd.read_parquet(out / "predictions.parquet")
     assert s["test/exact"] == pytest.approx(p.correct.mean())
@@ -147,7 +173,9 @@ def test_resume_continues_to_the_same_result(smoke_run, tmp_path):
     rc, stdout, stderr = run_cli("train", "--resume", part, "--epochs", "2")
     assert rc == 0, stderr
     assert "epoch 2/2" in stdout and "epoch 1/2" not in stdout  # only the missing epoch ran
-    assert history_without_times(read_jsonl(part / "metrics.jsonl")) == history_without_times(read_jsonl(whole / "metrics.jsonl"))
+    assert history_without_times(read_jsonl(part / "metrics.jsonl")) == history_without_times(
+        read_jsonl(whole / "metrics.jsonl")
+    )
     a, b = (strict_json((d / "summary.json").read_text()) for d in (whole, part))
     assert {k: v for k, v in a.items() if k != "train_seconds"} == {k: v for k, v in b.items() if k != "train_seconds"}
     assert pd.read_parquet(part / "predictions.parquet").equals(pd.read_parquet(whole / "predictions.parquet"))
@@ -159,12 +187,16 @@ def test_resume_into_another_folder_keeps_the_original(smoke_run, tmp_path):
     part, cont = tmp_path / "part", tmp_path / "cont"
     assert run_cli("train", "--smoke", "--epochs", "1", "--out", part)[0] == 0
     before = tree(part)
-    rc, _, stderr = run_cli("train", "--resume", part / "checkpoint.pt", "--epochs", "2", "--device", "cpu", "--out", cont)
+    rc, _, stderr = run_cli(
+        "train", "--resume", part / "checkpoint.pt", "--epochs", "2", "--device", "cpu", "--out", cont
+    )
     assert rc == 0, stderr
     assert RunConfig.load(cont / "config.json").train.device == "cpu"
     assert tree(part) == before
     assert sorted(p.name for p in cont.iterdir()) == sorted(FILES)
-    assert history_without_times(read_jsonl(cont / "metrics.jsonl")) == history_without_times(read_jsonl(whole / "metrics.jsonl"))
+    assert history_without_times(read_jsonl(cont / "metrics.jsonl")) == history_without_times(
+        read_jsonl(whole / "metrics.jsonl")
+    )
 
 
 def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
@@ -183,7 +215,9 @@ def test_divergence_exits_non_zero_with_a_message_and_the_metrics(tmp_path):
     assert rc == 1
     assert "diverged" in stderr and str(out / "metrics.jsonl") in stderr and len(stderr.splitlines()) == 1
     assert "DIVERGED" in stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted(["config.json", "metrics.jsonl", "checkpoint.pt", "summary.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json", "metrics.jsonl", "checkpoint.pt", "summary.json"]
+    )
     (m,) = [strict_json(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert m["status"] == "diverged" and m["train/loss"] is None  # NaN -> null: strict JSON
     s = strict_json((out / "summary.json").read_text())
@@ -247,7 +281,9 @@ def test_data_root_without_mnist_files(tmp_path, with_data_flag):
 
 
 def test_data_root_that_does_not_exist(tmp_path):
-    assert_refused(tmp_path, ["--data", "mnist", "--data-root", tmp_path / "nope"], [str(tmp_path / "nope"), "not a directory"])
+    assert_refused(
+        tmp_path, ["--data", "mnist", "--data-root", tmp_path / "nope"], [str(tmp_path / "nope"), "not a directory"]
+    )
 
 
 def test_config_file_with_unknown_keys(tmp_path):
@@ -307,8 +343,24 @@ def test_help():
     assert rc == 0 and "usage: seqsum" in stdout and "train" in stdout
     rc, stdout, _ = run_cli("train", "--help")
     assert rc == 0 and "usage: seqsum train" in stdout
-    for flag in ("--preset", "--config", "--task", "--loss", "--max-len", "--eval-max-len", "--epochs", "--data",
-                 "--data-root", "--download", "--seed", "--device", "--out", "--overwrite", "--resume", "--smoke"):
+    for flag in (
+        "--preset",
+        "--config",
+        "--task",
+        "--loss",
+        "--max-len",
+        "--eval-max-len",
+        "--epochs",
+        "--data",
+        "--data-root",
+        "--download",
+        "--seed",
+        "--device",
+        "--out",
+        "--overwrite",
+        "--resume",
+        "--smoke",
+    ):
         assert flag in stdout, flag
 
 
@@ -332,8 +384,14 @@ def _script() -> list[str]:
 def test_console_script_smoke_run(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    r = subprocess.run([*_script(), "train", "--smoke", "--out", str(out)], capture_output=True, text=True,
-                       timeout=300, env=env, cwd=tmp_path)
+    r = subprocess.run(
+        [*_script(), "train", "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "epoch 2/2" in r.stdout and "done: test exact" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
@@ -344,23 +402,32 @@ def test_console_script_smoke_run(tmp_path):
 
 
 def test_python_m_seqsum_help(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "seqsum", "train", "--help"], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "seqsum", "train", "--help"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert r.returncode == 0 and "--smoke" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "seqsum", "train", "--task", "divide", "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "seqsum", "train", "--task", "divide", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and r.stderr.strip() == "seqsum: error: unknown task 'divide'; allowed: sum, product"
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["--lr", "0.1"], "--lr"),
-    (["--task", "product"], "--task"),
-    (["--smoke"], "--smoke"),
-    (["--set", "data.valid_size=10"], "--set"),
-    (["--preset", "seed"], "--preset"),
-    (["--epochs", "1"], "--epochs 1"),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--lr", "0.1"], "--lr"),
+        (["--task", "product"], "--task"),
+        (["--smoke"], "--smoke"),
+        (["--set", "data.valid_size=10"], "--set"),
+        (["--preset", "seed"], "--preset"),
+        (["--epochs", "1"], "--epochs 1"),
+    ],
+)
 def test_resume_refuses_flags_it_would_ignore(smoke_run, tmp_path, argv, named):
     run = tmp_path / "run"
     run.mkdir()

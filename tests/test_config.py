@@ -1,6 +1,8 @@
 """RunConfig: defaults = the original post, (de)serialisation, validation messages, presets."""
+
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -102,7 +104,7 @@ def test_replace_applies_dotted_overrides_and_rejects_unknown_ones():
 
 
 def test_configs_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         RunConfig().train.lr = 1.0  # type: ignore[misc]
 
 

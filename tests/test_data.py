@@ -1,4 +1,5 @@
 """Digit pools (mnist5k and IDX folders), the disjoint split, seeded sequence sampling, eval sets."""
+
 from __future__ import annotations
 
 import gzip
@@ -6,6 +7,7 @@ import gzip
 import numpy as np
 import pytest
 import torch
+from conftest import fake_mnist, idx_bytes, write_idx_pair
 
 from seqsum.config import ConfigError, DataConfig, RunConfig
 from seqsum.data import (
@@ -16,8 +18,6 @@ from seqsum.data import (
     pair_grid_sequences,
     sample,
 )
-
-from conftest import fake_mnist, idx_bytes, write_idx_pair
 
 
 # --- mnist5k ------------------------------------------------------------------------------------------

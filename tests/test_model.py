@@ -1,8 +1,10 @@
 """CnnGru: shapes, agreement with a plain per-sequence nn.GRU reference, padding inertness."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from seqsum.config import ModelConfig, RunConfig
 from seqsum.data import eval_sets, sample
@@ -10,13 +12,11 @@ from seqsum.evaluate import predict
 from seqsum.model import CnnGru
 from seqsum.train import build
 
-from conftest import tiny_config
-
 LOSSES = ["mse", "log", "classify"]
 
 
 def small_model_config(**kw) -> ModelConfig:
-    base = dict(conv_channels=(4, 6), conv_kernels=(5, 3), gru_hidden=(12, 7), dropout=0.3)
+    base = {"conv_channels": (4, 6), "conv_kernels": (5, 3), "gru_hidden": (12, 7), "dropout": 0.3}
     base.update(kw)
     return ModelConfig(**base)
 
@@ -106,7 +106,11 @@ def test_garbage_in_padded_steps_never_changes_a_prediction(pools, loss):
     inverted[pad] = 255 - inverted[pad]
     with torch.no_grad():
         clean = model(images, seqs.lengths)
-        for garbage in (noisy, inverted, torch.zeros_like(images).masked_scatter(seqs.mask[..., None, None], images[seqs.mask])):
+        for garbage in (
+            noisy,
+            inverted,
+            torch.zeros_like(images).masked_scatter(seqs.mask[..., None, None], images[seqs.mask]),
+        ):
             out = model(garbage, seqs.lengths)
             assert torch.equal(out, clean)
             assert torch.equal(codec.decode(out), codec.decode(clean))

@@ -1,11 +1,11 @@
 """The study config and the command line's refusals, without Ray."""
+
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -96,9 +96,13 @@ def test_bad_config_file_and_overrides_exit_2(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"how": {"scheduler": "pbt"}}))
     code, err = _cli(["study", "launch", "--config", str(cfg), "--storage", str(tmp_path / "st")], capsys)
     assert code == 2 and "'pbt'" in err
-    code, err = _cli(["study", "launch", "--preset", "smoke", "--name", "../x", "--storage", str(tmp_path / "st")], capsys)
+    code, err = _cli(
+        ["study", "launch", "--preset", "smoke", "--name", "../x", "--storage", str(tmp_path / "st")], capsys
+    )
     assert code == 2 and "'../x'" in err
-    code, err = _cli(["study", "launch", "--preset", "smoke", "--storage", str(tmp_path / "st"), "--set", "model.width=3"], capsys)
+    code, err = _cli(
+        ["study", "launch", "--preset", "smoke", "--storage", str(tmp_path / "st"), "--set", "model.width=3"], capsys
+    )
     assert code == 2 and "width" in err
     assert not (tmp_path / "st").exists()
 
@@ -119,8 +123,24 @@ def test_unreachable_address_fails_fast_with_one_line(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-m", "seqsum", "study", "launch", "--preset", "smoke", "--storage",
-                        str(tmp_path / "st"), "--address", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqsum",
+            "study",
+            "launch",
+            "--preset",
+            "smoke",
+            "--storage",
+            str(tmp_path / "st"),
+            "--address",
+            f"127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2, r.stderr
     assert time.time() - t0 < 30
     assert "unreachable" in r.stderr and f"127.0.0.1:{port}" in r.stderr
@@ -135,7 +155,12 @@ def test_resume_and_rerun_of_a_non_study_fail_clearly(tmp_path, capsys):
 
 
 def test_study_help():
-    for argv in (["study", "--help"], ["study", "launch", "--help"], ["study", "resume", "--help"], ["study", "rerun", "--help"]):
+    for argv in (
+        ["study", "--help"],
+        ["study", "launch", "--help"],
+        ["study", "resume", "--help"],
+        ["study", "rerun", "--help"],
+    ):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 0

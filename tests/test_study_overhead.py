@@ -1,4 +1,5 @@
 """benchmarks/study_overhead.py --smoke runs a real (tiny) study and prints its time split."""
+
 import re
 import subprocess
 import sys
@@ -10,11 +11,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_study_overhead_smoke_prints_the_split():
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "study_overhead.py"), "--smoke"], env=ray_env(),
-                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "study_overhead.py"), "--smoke"],
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    shares = {k.strip(): float(v) for k, v in re.findall(r"^(inside train\(\)|checkpoints \+ reports|final evaluation \+ run folder|"
-                                                       r"everything else[^\d]*?)\s+([\d.]+)%", r.stdout, re.M)}
+    shares = {
+        k.strip(): float(v)
+        for k, v in re.findall(
+            r"^(inside train\(\)|checkpoints \+ reports|final evaluation \+ run folder|"
+            r"everything else[^\d]*?)\s+([\d.]+)%",
+            r.stdout,
+            re.M,
+        )
+    }
     assert len(shares) == 4, r.stdout
     assert abs(sum(shares.values()) - 100) < 0.5  # the parts add up to the whole
     rss = [float(x) for x in re.findall(r"(\d+) MB", r.stdout)]

@@ -1,6 +1,7 @@
 """Studies on real Ray: the embedded instance (loopback only), resume after SIGKILL, a trial that
 raises, fractional GPUs on a logical GPU, and a real two-host cluster in the tests' own network
 namespaces (with one host cut off mid-study). Each test stops exactly the processes it started."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,19 @@ from pathlib import Path
 
 import optuna
 import pytest
-
-from raytools import (BIN, SEQSUM, can_netns, descendants, kill_pids, listeners, netns_hosts, ray_env,
-                      session_pids, wait_for, write_study)
+from raytools import (
+    BIN,
+    SEQSUM,
+    can_netns,
+    descendants,
+    kill_pids,
+    listeners,
+    netns_hosts,
+    ray_env,
+    session_pids,
+    wait_for,
+    write_study,
+)
 
 NO_NETNS = can_netns()
 needs_netns = pytest.mark.skipif(NO_NETNS is not None, reason=f"skipped: {NO_NETNS}")
@@ -32,8 +43,9 @@ def _optuna_trials(study_dir: Path, name: str):
 
 
 def _popen(argv, env, **kw):
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, **kw)
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw
+    )
 
 
 def _ours(proc) -> set[int]:
@@ -46,8 +58,11 @@ def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
     marker = tmp_path / "failed-once"
     env = ray_env(SEQSUM_FAIL_ONCE=str(marker))
     # FIFO: ASHA could stop the trial that is about to fail, and then there would be nothing to retry
-    proc = _popen(SEQSUM + ["study", "launch", "--preset", "smoke", "--storage", str(tmp_path), "--no-report",
-                            "--scheduler", "fifo"], env)
+    proc = _popen(
+        SEQSUM
+        + ["study", "launch", "--preset", "smoke", "--storage", str(tmp_path), "--no-report", "--scheduler", "fifo"],
+        env,
+    )
     seen, socks = set(), []
     try:
         while proc.poll() is None:
@@ -91,8 +106,9 @@ def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
 def test_resume_after_driver_sigkill(tmp_path):
     # FIFO and long-enough trials: the trial killed mid-run must still be unfinished (and not stopped by
     # ASHA) when the driver dies, with checkpoints that Tune's experiment state already knows about
-    cfg = write_study(tmp_path / "s.yaml", tmp_path, "crash", num_samples=3, epochs=8, train_size=8192,
-                      cpus_per_trial=1)
+    cfg = write_study(
+        tmp_path / "s.yaml", tmp_path, "crash", num_samples=3, epochs=8, train_size=8192, cpus_per_trial=1
+    )
     cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))
     env = ray_env()
     proc = _popen(SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"], env)
@@ -114,8 +130,9 @@ def test_resume_after_driver_sigkill(tmp_path):
         kill_pids(seen - {os.getpid()})  # ... and its embedded Ray with it
     assert json.loads((d / "state.json").read_text())["tasks"] == {}
 
-    r = subprocess.run(SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(
+        SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     trials = _trials(d)
     assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
@@ -129,8 +146,13 @@ def test_resume_after_driver_sigkill(tmp_path):
     assert any(t.get("resumed_from_epoch", 0) >= 1 for t in trials), trials
 
     # then rerun the best config with two seeds and one epoch
-    r = subprocess.run(SEQSUM + ["study", "rerun", str(d), "--top", "1", "--seeds", "2", "--epochs", "1"], env=env,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        SEQSUM + ["study", "rerun", str(d), "--top", "1", "--seeds", "2", "--epochs", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     runs = sorted((d / "rerun" / "sum").glob("1-*/seed=*/summary.json"))
     assert [p.parent.name for p in runs] == ["seed=0", "seed=1"]
@@ -139,12 +161,20 @@ def test_resume_after_driver_sigkill(tmp_path):
     assert seeds == [0, 1]
     summary = (d / "rerun" / "summary.csv").read_text()
     assert "test/exact" in summary and " ± " in r.stdout
-    best = sorted([t for t in trials if t["status"] == "ok"], key=lambda t: -json.loads((d / "trials" / "sum" / t["trial_id"] / "summary.json").read_text())["valid/exact"])[0]
+    best = sorted(
+        [t for t in trials if t["status"] == "ok"],
+        key=lambda t: -json.loads((d / "trials" / "sum" / t["trial_id"] / "summary.json").read_text())["valid/exact"],
+    )[0]
     assert runs[0].parent.parent.name == f"1-{best['trial_id']}"
     # an existing rerun is never replaced silently
     before = summary
-    r = subprocess.run(SEQSUM + ["study", "rerun", str(d), "--top", "1", "--seeds", "1"], env=env, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        SEQSUM + ["study", "rerun", str(d), "--top", "1", "--seeds", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "--overwrite" in r.stderr
     assert (d / "rerun" / "summary.csv").read_text() == before
 
@@ -168,13 +198,28 @@ finally:
 def test_four_trials_share_one_logical_gpu(tmp_path):
     """ray.cluster_utils.Cluster with a logical GPU (this machine has none), inside a network namespace of
     the test's own so that every socket stays on its loopback: four trials at 0.25 GPU run at once."""
-    cfg = write_study(tmp_path / "s.yaml", tmp_path, "gpu", num_samples=4, epochs=3, train_size=1024,
-                      cpus_per_trial=0.5, gpus_per_trial=0.25)
-    txt = cfg.read_text().replace("max_concurrent: 2", "max_concurrent: 4").replace("scheduler: asha", "scheduler: fifo")
+    cfg = write_study(
+        tmp_path / "s.yaml",
+        tmp_path,
+        "gpu",
+        num_samples=4,
+        epochs=3,
+        train_size=1024,
+        cpus_per_trial=0.5,
+        gpus_per_trial=0.25,
+    )
+    txt = (
+        cfg.read_text().replace("max_concurrent: 2", "max_concurrent: 4").replace("scheduler: asha", "scheduler: fifo")
+    )
     cfg.write_text(txt)
     with netns_hosts(1) as (ns,):
-        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", FRACTIONAL, str(cfg)],
-                           env=ray_env(), capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", FRACTIONAL, str(cfg)],
+            env=ray_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     trials = _trials(tmp_path / "gpu")
     assert len(trials) == 4 and {t["status"] for t in trials} == {"ok"}
@@ -184,9 +229,26 @@ def test_four_trials_share_one_logical_gpu(tmp_path):
 
 def _start_node(ns: str, args: list[str], tmp: str):
     env = ray_env()
-    return subprocess.Popen(["ip", "netns", "exec", ns, str(BIN / "ray"), "start", "--block", "--disable-usage-stats",
-                             "--num-cpus", "1", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            str(BIN / "ray"),
+            "start",
+            "--block",
+            "--disable-usage-stats",
+            "--num-cpus",
+            "1",
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_started(proc, what: str):
@@ -204,24 +266,67 @@ def _wait_started(proc, what: str):
 
 def _two_hosts(tmp_path: Path, name: str, cut_off: bool):
     port = 6390
-    cfg = write_study(tmp_path / "s.yaml", tmp_path, name, num_samples=4, epochs=4 if cut_off else 2,
-                      train_size=2048 if cut_off else 512, cpus_per_trial=1, max_failures=3)
+    cfg = write_study(
+        tmp_path / "s.yaml",
+        tmp_path,
+        name,
+        num_samples=4,
+        epochs=4 if cut_off else 2,
+        train_size=2048 if cut_off else 512,
+        cpus_per_trial=1,
+        max_failures=3,
+    )
     cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))
     tmp = f"/tmp/sq{uuid.uuid4().hex[:6]}"
     with netns_hosts(2) as (h1, h2):
-        head = _start_node(h1, ["--head", "--node-ip-address", "10.77.0.1", "--port", str(port),
-                                "--include-dashboard=false", "--temp-dir", tmp], tmp)
+        head = _start_node(
+            h1,
+            [
+                "--head",
+                "--node-ip-address",
+                "10.77.0.1",
+                "--port",
+                str(port),
+                "--include-dashboard=false",
+                "--temp-dir",
+                tmp,
+            ],
+            tmp,
+        )
         try:
             _wait_started(head, "the head node")
             worker = _start_node(h2, ["--address", f"10.77.0.1:{port}", "--node-ip-address", "10.77.0.2"], tmp)
             _wait_started(worker, "the second node")
-            driver = subprocess.Popen(["ip", "netns", "exec", h1, *SEQSUM, "study", "launch", "--config", str(cfg),
-                                       "--address", f"10.77.0.1:{port}", "--no-report"], env=ray_env(),
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            driver = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    h1,
+                    *SEQSUM,
+                    "study",
+                    "launch",
+                    "--config",
+                    str(cfg),
+                    "--address",
+                    f"10.77.0.1:{port}",
+                    "--no-report",
+                ],
+                env=ray_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             if cut_off:
                 # both running trials (one per host) have a checkpoint: cut host 2 off now
-                wait_for(lambda: len(list((tmp_path / name / "tune" / "sum").glob("*/checkpoint_000000"))) >= 2 or
-                         driver.poll() is not None, 300, "a checkpoint on each host")
+                wait_for(
+                    lambda: (
+                        len(list((tmp_path / name / "tune" / "sum").glob("*/checkpoint_000000"))) >= 2
+                        or driver.poll() is not None
+                    ),
+                    300,
+                    "a checkpoint on each host",
+                )
                 kill_pids(session_pids(worker.pid) | descendants(worker.pid) | {worker.pid})  # host 2 dies
             out, _ = driver.communicate(timeout=600)
         finally:
@@ -270,7 +375,8 @@ def test_ctrl_c_leaves_a_resumable_study(tmp_path):
     assert proc.returncode == 130, out[-3000:]
     assert f"seqsum study resume {d}" in out
     assert json.loads((d / "state.json").read_text())["tasks"] == {}
-    r = subprocess.run(SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(
+        SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert len(_trials(d)) == 2 and len(_optuna_trials(d, "ctrlc/sum")) == 2

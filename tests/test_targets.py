@@ -1,4 +1,5 @@
 """Targets (sum, product over the real steps) and the three loss codecs (mse, log, classify)."""
+
 from __future__ import annotations
 
 import itertools
@@ -74,8 +75,13 @@ def test_value_stats_are_exact_under_uniform_lengths_and_digits(task):
     # average over lengths 1..3 (uniform), digits uniform 0..9
     per_len = []
     for n in range(1, 4):
-        vals = torch.tensor([float(sum(ds) if task == "sum" else torch.tensor(ds).prod())
-                             for ds in itertools.product(range(10), repeat=n)], dtype=torch.float64)
+        vals = torch.tensor(
+            [
+                float(sum(ds) if task == "sum" else torch.tensor(ds).prod())
+                for ds in itertools.product(range(10), repeat=n)
+            ],
+            dtype=torch.float64,
+        )
         per_len.append((vals.mean(), (vals**2).mean()))
     m = sum(a for a, _ in per_len) / 3
     m2 = sum(b for _, b in per_len) / 3

@@ -1,5 +1,6 @@
 """train(): metrics per epoch, determinism, divergence, checkpoints and resume, evaluation tables,
 and one learning test (the sum task is learnable on held-out digits within a minute of CPU)."""
+
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from seqsum.config import ConfigError
 from seqsum.evaluate import evaluate, predict, value_metrics
@@ -20,9 +22,16 @@ from seqsum.train import (
     train,
 )
 
-from conftest import tiny_config
-
-METRIC_KEYS = {"epoch", "train/loss", "valid/exact", "valid/mae", "valid/mse", "valid/rel_err", "time/epoch_s", "status"}
+METRIC_KEYS = {
+    "epoch",
+    "train/loss",
+    "valid/exact",
+    "valid/mae",
+    "valid/mse",
+    "valid/rel_err",
+    "time/epoch_s",
+    "status",
+}
 
 
 def same_weights(a, b) -> bool:
@@ -110,8 +119,9 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(pools, tmp_path, s
 
 def test_checkpoint_round_trip(pools, tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
-    res = train(tiny_config(train__epochs=1, train__loss="classify"), pools,
-                report=lambda m, s: save_checkpoint(s, ckpt))
+    res = train(
+        tiny_config(train__epochs=1, train__loss="classify"), pools, report=lambda m, s: save_checkpoint(s, ckpt)
+    )
     assert not (tmp_path / "checkpoint.pt.tmp").exists()
     cfg, model, codec = model_from_checkpoint(load_checkpoint(ckpt))
     assert cfg == tiny_config(train__epochs=1, train__loss="classify")
