@@ -9,13 +9,12 @@ without it is an unfinished run.
 from __future__ import annotations
 
 import json
-import math
-import os
 from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
 from .evaluate import Evaluation, evaluate
+from .files import append_line, clean, read_jsonl, write_csv, write_json, write_parquet
 from .train import TrainResult
 
 FILES = (
@@ -30,15 +29,14 @@ FILES = (
 
 
 def append_metrics(out: Path, metrics: dict[str, Any]) -> None:
-    with open(Path(out) / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(_clean(metrics)) + "\n")
+    append_line(Path(out) / "metrics.jsonl", json.dumps(clean(metrics)))
 
 
 def write_evaluation(out: Path, ev: Evaluation) -> None:
     out = Path(out)
-    ev.predictions.to_parquet(out / "predictions.parquet", index=False)
-    ev.per_target.to_csv(out / "per_target.csv", index=False)
-    ev.pairs.to_csv(out / "pairs.csv", index=False)
+    write_parquet(out / "predictions.parquet", ev.predictions)
+    write_csv(out / "per_target.csv", ev.per_target)
+    write_csv(out / "pairs.csv", ev.pairs)
 
 
 def finish_run(out: Path, cfg: RunConfig, result: TrainResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -60,24 +58,4 @@ def finish_run(out: Path, cfg: RunConfig, result: TrainResult, extra: dict[str, 
     return summary
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(obj), indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def _clean(obj: Any) -> Any:
-    """NaN/Inf -> None so that every file is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+__all__ = ["FILES", "append_metrics", "finish_run", "read_jsonl", "write_evaluation", "write_json"]
