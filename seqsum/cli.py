@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -123,10 +122,21 @@ def run_config_from_args(a: argparse.Namespace) -> RunConfig:
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
+    """--out must be absent or empty, or (with --overwrite) a seqsum run folder holding only seqsum's files."""
+    from .results import check_clearable
+
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise CliError(f"--out {str(out)!r} is not empty; pass --overwrite to replace it, or choose another folder")
+    if not overwrite:
+        if out.is_dir() and any(out.iterdir()):
+            raise CliError(
+                f"--out {str(out)!r} is not empty; pass --overwrite to replace a seqsum run folder, or choose another"
+            )
+        return
+    try:
+        check_clearable(out)
+    except ConfigError as e:
+        raise CliError(f"--out --overwrite: {e}") from None
 
 
 def _check_resume_flags(a: argparse.Namespace) -> None:
@@ -148,7 +158,7 @@ def _check_resume_flags(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .data import load_pools
-    from .results import append_metrics, finish_run, write_json
+    from .results import append_metrics, clear_run_folder, finish_run, start_run
     from .train import load_checkpoint, resolve_device, save_checkpoint, train
 
     resume = None
@@ -180,22 +190,11 @@ def cmd_train(a: argparse.Namespace) -> int:
         new_folder = True
     resolve_device(cfg.train.device)  # --device cuda without CUDA fails here, before anything is written
     pools = load_pools(cfg.data)  # bad data roots fail here, before anything is written
-    if new_folder:
-        if out.exists() and a.overwrite:
-            for name in list(out.iterdir()):
-                shutil.rmtree(name) if name.is_dir() else name.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "config.json")
-    else:
-        (out / "summary.json").unlink(missing_ok=True)
-        write_json(out / "config.json", cfg.to_dict())
-    if resume is not None:
-        # The checkpoint's history is the truth: an epoch logged after the last checkpoint (a crash
-        # between the two writes) is dropped, since it runs again.
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-        for m in resume["history"]:
-            append_metrics(out, m)
-    n_params = None
+    if new_folder and a.overwrite:
+        clear_run_folder(out)  # only seqsum's own files (checked above, before anything was written)
+    # The checkpoint's history is the truth: an epoch logged after the last checkpoint (a crash
+    # between the two writes) is dropped, since it runs again.
+    start_run(out, cfg, resume["history"] if resume is not None else ())
 
     def report(m: dict[str, Any], state: dict[str, Any]) -> None:
         append_metrics(out, m)
@@ -237,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_config_args(t)
     t.add_argument("--out", help="run folder to write (must be empty unless --overwrite)")
-    t.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
+    t.add_argument("--overwrite", action="store_true", help="replace an earlier seqsum run in --out")
     t.add_argument("--resume", help="continue the run in this folder (or checkpoint file); --epochs may extend it")
     t.set_defaults(func=cmd_train)
     for module in ("study.cli", "analysis.cli"):

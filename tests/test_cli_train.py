@@ -16,7 +16,7 @@ import torch
 from conftest import history_without_times, run_cli, tree
 
 from seqsum.config import PRESETS, RunConfig
-from seqsum.results import FILES, read_jsonl
+from seqsum.results import FILES, MARKER, is_run_folder, read_jsonl
 from seqsum.train import load_checkpoint
 
 METRIC_KEYS = {
@@ -30,6 +30,7 @@ METRIC_KEYS = {
     "status",
 }
 SMOKE = RunConfig.from_dict(PRESETS["smoke"])
+TRAIN_FILES = sorted(set(FILES) - {"params.json"})  # params.json is a study trial's identity
 
 
 def strict_json(text: str):
@@ -50,8 +51,10 @@ def smoke_run(tmp_path_factory):
 # --- the run folder ------------------------------------------------------------------------------------
 def test_smoke_run_writes_every_file_of_the_run_folder(smoke_run):
     out, _, _ = smoke_run
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == TRAIN_FILES
     assert set(FILES) == {
+        MARKER,
+        "params.json",
         "config.json",
         "metrics.jsonl",
         "predictions.parquet",
@@ -147,15 +150,64 @@ def test_refuses_a_non_empty_out_and_leaves_it_untouched(smoke_run):
     assert tree(out) == before
 
 
-def test_overwrite_replaces_the_folder(tmp_path):
+def test_overwrite_replaces_a_run_folder(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
-    (out / "sub").mkdir()
+    assert run_cli("train", "--smoke", "--epochs", "1", "--out", out)[0] == 0
+    (out / ".config.json.abc123.tmp").write_text("{")  # left by a crash mid-write: seqsum's own
     rc, _, stderr = run_cli("train", "--smoke", "--task", "product", "--epochs", "1", "--out", out, "--overwrite")
     assert rc == 0, stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == TRAIN_FILES
     assert RunConfig.load(out / "config.json").train.task == "product"
+
+
+def _plant(folder: Path) -> dict[str, bytes]:
+    """A user's files in `folder`; returns what must survive."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("my thesis")
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "data" / "x.csv").write_text("1,2\n")
+    return {k: v for k, v in tree(folder).items() if k in ("notes.txt", "data/x.csv")}
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_folder_of_other_files_is_refused_and_survives(tmp_path, overwrite):
+    out = tmp_path / "home"
+    _plant(out)
+    before = tree(out)
+    rc, stdout, stderr = run_cli("train", "--smoke", "--epochs", "1", "--out", out, *overwrite)
+    assert rc == 2 and stdout == "" and len(stderr.splitlines()) == 1 and str(out) in stderr
+    assert tree(out) == before
+    assert not is_run_folder(out)
+
+
+def test_a_run_folder_holding_a_users_file_is_refused_and_survives(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "--smoke", "--epochs", "1", "--out", out)[0] == 0
+    _plant(out)
+    before = tree(out)
+    rc, _, stderr = run_cli("train", "--smoke", "--epochs", "1", "--out", out, "--overwrite")
+    assert rc == 2 and len(stderr.splitlines()) == 1 and "notes.txt" in stderr and "did not write" in stderr
+    assert tree(out) == before
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_resume_into_a_folder_of_other_files_is_refused(tmp_path, overwrite):
+    run, other = tmp_path / "run", tmp_path / "other"
+    assert run_cli("train", "--smoke", "--epochs", "1", "--out", run)[0] == 0
+    _plant(other)
+    before, run_before = tree(other), tree(run)
+    rc, _, stderr = run_cli("train", "--resume", run, "--epochs", "2", "--out", other, *overwrite)
+    assert rc == 2 and len(stderr.splitlines()) == 1 and str(other) in stderr
+    assert tree(other) == before and tree(run) == run_before
+
+
+def test_resume_in_place_keeps_a_users_file(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "--smoke", "--epochs", "1", "--out", run)[0] == 0
+    kept = _plant(run)
+    assert run_cli("train", "--resume", run, "--epochs", "2")[0] == 0
+    assert {k: v for k, v in tree(run).items() if k in kept} == kept
+    assert strict_json((run / "summary.json").read_text())["epochs"] == 2
 
 
 def test_an_empty_existing_out_is_fine(tmp_path):
@@ -193,7 +245,7 @@ def test_resume_into_another_folder_keeps_the_original(smoke_run, tmp_path):
     assert rc == 0, stderr
     assert RunConfig.load(cont / "config.json").train.device == "cpu"
     assert tree(part) == before
-    assert sorted(p.name for p in cont.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in cont.iterdir()) == TRAIN_FILES
     assert history_without_times(read_jsonl(cont / "metrics.jsonl")) == history_without_times(
         read_jsonl(whole / "metrics.jsonl")
     )
@@ -216,7 +268,7 @@ def test_divergence_exits_non_zero_with_a_message_and_the_metrics(tmp_path):
     assert "diverged" in stderr and str(out / "metrics.jsonl") in stderr and len(stderr.splitlines()) == 1
     assert "DIVERGED" in stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["config.json", "metrics.jsonl", "checkpoint.pt", "summary.json"]
+        [MARKER, "config.json", "metrics.jsonl", "checkpoint.pt", "summary.json"]
     )
     (m,) = [strict_json(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert m["status"] == "diverged" and m["train/loss"] is None  # NaN -> null: strict JSON
@@ -394,7 +446,7 @@ def test_console_script_smoke_run(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "epoch 2/2" in r.stdout and "done: test exact" in r.stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == TRAIN_FILES
     s = strict_json((out / "summary.json").read_text())
     assert s["status"] == "ok" and math.isfinite(s["test/mse"])
     r = subprocess.run([*_script(), "train", "--smoke", "--out", str(out)], capture_output=True, text=True, timeout=300)
