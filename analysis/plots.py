@@ -179,7 +179,7 @@ def best_so_far_plot(bsf: pd.DataFrame, metric: str) -> Figure:
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
         d = bsf[bsf.task == task]
-        for k, (loss, g) in enumerate(d.groupby("loss")):
+        for k, (loss, g) in enumerate(d.groupby("family")):
             ok = g.status == "ok"
             ax.scatter(g.number[ok], g.score[ok], s=20, color=_color(loss, k), label=loss)
             ax.scatter(g.number[~ok], g.score[~ok], s=20, facecolors="none", edgecolors=_color(loss, k))
@@ -202,8 +202,10 @@ def learning_curves(epochs: pd.DataFrame, top: pd.DataFrame) -> Figure:
     axes = fig.subplots(2, len(tasks), squeeze=False)
     for j, task in enumerate(tasks):
         for i, t in enumerate(top[top.task == task].itertuples()):
-            d = epochs[(epochs.task == task) & (epochs.trial_id == t.trial_id)].sort_values("epoch")
-            label = f"#{t.rank} {t.trial_id} ({t.loss})"
+            d = epochs[(epochs.kind == "search") & (epochs.task == task) & (epochs.trial_id == t.trial_id)].sort_values(
+                "epoch"
+            )
+            label = f"#{t.rank} {t.trial_id} ({t.family})"
             axes[0, j].plot(d.epoch, d["train/loss"], marker=".", color=f"C{i}", label=label)
             axes[1, j].plot(d.epoch, d["valid/exact"], marker=".", color=f"C{i}", label=label)
         axes[0, j].set_yscale("log")

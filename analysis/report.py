@@ -19,7 +19,8 @@ from . import plots, tables
 from .ceiling import DEFAULT_SHAPE, Ceiling, cache_key, get_ceiling
 from .doc import Doc
 from .filters import compare_run, plot_filters
-from .load import Study, load_study, optuna_importances
+from .load import Study, load_study
+from .optuna_db import optuna_importances
 
 SECTIONS = ("Overview", "Error by magnitude", "The 9x9 question", "The ceiling", "The search", "First-layer filters")
 
@@ -57,7 +58,7 @@ def build_report(study_dir: Path, out: Path | None = None, train_ceiling: bool =
     ctx.step(f"study {study.name!r}: {len(study.trials)} trial folders, {len(study.finished)} finished")
     doc = Doc(f"Sum vs product: study {study.name}")
     ctx.best = tables.best_trials(study)
-    ctx.save_table("trials", study.trials)
+    ctx.save_table("trials", study.trials.drop(columns="params"))
     ctx.save_table("epochs", study.epochs)
     ctx.save_table("best_trials", ctx.best)
     finished = not study.finished.empty
@@ -118,7 +119,7 @@ def section_overview(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame, headline: list[st
         for _, r in best.iterrows():
             bound = overall.bound.get((r.task, r.trial_id), float("nan")) if overall is not None else float("nan")
             headline.append(
-                f"{r.task}: best trial {r.trial_id} ({r.loss}), {metric} {r[metric]:.3f}, test exact "
+                f"{r.task}: best trial {r.trial_id} ({r.family}), {metric} {r[metric]:.3f}, test exact "
                 f"{r['test/exact']:.3f}"
                 + (f" vs ceiling {bound:.3f}" if pd.notna(bound) else "")
                 + f", test MAE {r['test/mae']:.2f}"
@@ -130,7 +131,7 @@ def section_ceiling_numbers(ctx: Ctx) -> pd.DataFrame:
     s = ctx.study
     ctx.step("ceiling: simple CNN digit classifier per task")
     for task in s.tasks:
-        sel = ctx.best[(ctx.best.task == task) & (ctx.best.selection == "loss")]
+        sel = ctx.best[(ctx.best.task == task) & (ctx.best.selection == "family")]
         if sel.empty:
             continue
         top = sel.sort_values("score", ascending=s.metric[1] == "min").iloc[0]
@@ -174,7 +175,7 @@ def section_magnitude(ctx: Ctx, doc: Doc, ceiled: pd.DataFrame, headline: list[s
     )
     ctx.save_table("per_target", pt)
     ctx.save_table("by_bin", bins)
-    loss_pt, loss_bins = pt[pt.selection == "loss"], bins[bins.selection == "loss"]
+    loss_pt, loss_bins = pt[pt.selection == "family"], bins[bins.selection == "family"]
     doc.p(
         "Best trial per task and loss family (by the ranking metric). Exact is the share of test sequences "
         "whose rounded prediction equals the target; the ceiling is the digit classifier's p^K, weighted over the "
@@ -322,7 +323,7 @@ def section_search(ctx: Ctx, doc: Doc) -> None:
     s = ctx.study
     metric, mode = s.metric
     doc.h("The search")
-    imp, skipped = optuna_importances(s)
+    imp, skipped = optuna_importances(s.optuna)
     ctx.save_table("importance", imp)
     for task, d in imp.groupby("task", sort=False):
         d = d.sort_values("importance", ascending=False)
@@ -367,17 +368,17 @@ def section_search(ctx: Ctx, doc: Doc) -> None:
     doc.p(
         "Top configurations per task"
         + (
-            " with their rerun test exact (mean ± std over seeds)."
-            if s.reruns is not None
-            else " (no reruns: one seed each)."
+            " with their replicates' test exact (mean [95% interval] over seeds)."
+            if not s.replicates.empty
+            else " (no replicates: one seed each)."
         )
     )
     doc.table(top)
 
 
 def _per_length_all(s: Study, top: pd.DataFrame) -> pd.DataFrame:
-    sel = top[["task", "trial_id"]].merge(s.trials[["task", "trial_id", "loss", "bucket"]], on=["task", "trial_id"])
-    return tables.per_length(s, sel.assign(selection="loss", group=sel.loss, score=0.0))
+    sel = top[["task", "trial_id"]].merge(s.trials[["task", "trial_id", "family", "bucket"]], on=["task", "trial_id"])
+    return tables.per_length(s, sel.assign(selection="family", group=sel.family, score=0.0))
 
 
 def section_filters(ctx: Ctx, doc: Doc) -> None:
@@ -391,7 +392,7 @@ def section_filters(ctx: Ctx, doc: Doc) -> None:
     )
     rows = []
     for task in s.tasks:
-        sel = ctx.best[(ctx.best.task == task) & (ctx.best.selection == "loss")]
+        sel = ctx.best[(ctx.best.task == task) & (ctx.best.selection == "family")]
         if sel.empty:
             continue
         top = sel.sort_values("score", ascending=s.metric[1] == "min").iloc[0]

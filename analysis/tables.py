@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .compare import describe, seed_table
 from .load import Study
 
 TASKS = ("sum", "product")
@@ -21,17 +22,17 @@ BINS = {
 def best_trials(study: Study) -> pd.DataFrame:
     """The best finished trial per task x loss family and per task x width/depth bucket.
 
-    Columns: task, selection (loss | bucket), group (the loss or bucket label), trial_id, loss,
+    Columns: task, selection (family | bucket), group (the family or bucket label), trial_id, family,
     bucket, score (the study's ranking metric).
     """
     metric, mode = study.metric
     done = study.finished
-    cols = ["task", "selection", "group", "trial_id", "loss", "bucket", "score"]
+    cols = ["task", "selection", "group", "trial_id", "family", "bucket", "score"]
     if done.empty or metric not in done:
         return pd.DataFrame(columns=cols)
     ranked = rank(done, metric, mode)
     rows = []
-    for selection in ("loss", "bucket"):
+    for selection in ("family", "bucket"):
         best = ranked.groupby(["task", selection], sort=False).head(1)
         rows.append(best.assign(selection=selection, group=best[selection], score=best[metric]))
     out = pd.concat(rows, ignore_index=True)[cols]
@@ -54,7 +55,7 @@ def by_target(study: Study, best: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
             columns=["task", "selection", "group", "trial_id", "target", "n", "exact", "mae", "rel_err"]
         )
-    pt = study.per_target.drop(columns=["loss"])
+    pt = _search(study.per_target)
     out = best[["task", "selection", "group", "trial_id"]].merge(pt, on=["task", "trial_id"])
     return out[
         ["task", "selection", "group", "trial_id", "target", "n", "exact", "mae", "rmse", "rel_err", "mean_prediction"]
@@ -86,12 +87,12 @@ def by_bin(per_target: pd.DataFrame) -> pd.DataFrame:
 
 def pair_grids(study: Study, best: pd.DataFrame) -> pd.DataFrame:
     """The 10x10 digit-pair grids of the best trial per task x loss family."""
-    sel = best[best.selection == "loss"]
+    sel = best[best.selection == "family"]
     if sel.empty or study.pairs.empty:
         return pd.DataFrame(
             columns=["task", "group", "trial_id", "a", "b", "n", "target", "exact", "mae", "mean_prediction"]
         )
-    return sel[["task", "group", "trial_id"]].merge(study.pairs.drop(columns=["loss"]), on=["task", "trial_id"])
+    return sel[["task", "group", "trial_id"]].merge(_search(study.pairs), on=["task", "trial_id"])
 
 
 def pair_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -141,7 +142,7 @@ def sum_by_total(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def per_length(study: Study, best: pd.DataFrame) -> pd.DataFrame:
     """test/len=K/{n,exact} of the selected trials, one row per (trial, length)."""
-    sel = best[best.selection == "loss"].merge(study.trials, on=["task", "trial_id", "loss", "bucket"])
+    sel = best[best.selection == "family"].merge(study.trials, on=["task", "trial_id", "family", "bucket"])
     rows = []
     for _, r in sel.iterrows():
         for k in range(1, int(r.test_max_len) + 1):
@@ -185,8 +186,10 @@ def best_so_far(study: Study) -> pd.DataFrame:
     metric, mode = study.metric
     t = study.trials
     if t.empty or metric not in t:
-        return pd.DataFrame(columns=["task", "number", "trial_id", "loss", "status", "score", "best_so_far"])
-    t = by_task(t[["task", "number", "trial_id", "loss", "status", metric]].rename(columns={metric: "score"}), "number")
+        return pd.DataFrame(columns=["task", "number", "trial_id", "family", "status", "score", "best_so_far"])
+    t = by_task(
+        t[["task", "number", "trial_id", "family", "status", metric]].rename(columns={metric: "score"}), "number"
+    )
     acc = (lambda s: s.cummax()) if mode == "max" else (lambda s: s.cummin())
     t["best_so_far"] = t.groupby("task").score.transform(lambda s: acc(s.ffill()))
     return t.reset_index(drop=True)
@@ -201,13 +204,13 @@ def top_configs(study: Study, k: int = 5) -> pd.DataFrame:
     top = rank(done, metric, mode).groupby("task", sort=False).head(k).copy()
     top["rank"] = top.groupby("task").cumcount() + 1
     top = by_task(top, "rank")
-    shown = {"loss", "conv_channels", "gru_hidden"}  # params that repeat these columns are left out
+    shown = {"loss", "family", "conv_channels", "gru_hidden"}  # params that repeat these columns are left out
     params = [c for c in top.columns if c.startswith("param.") and top[c].notna().any() and c[6:] not in shown]
     cols = [
         "task",
         "rank",
         "trial_id",
-        "loss",
+        "family",
         *params,
         "conv_channels",
         "gru_hidden",
@@ -217,17 +220,17 @@ def top_configs(study: Study, k: int = 5) -> pd.DataFrame:
         "pairs/9x9/exact",
     ]
     out = top[list(dict.fromkeys(cols))].rename(columns={p: p[len("param.") :] for p in params})
-    if study.reruns is not None:
-        r = study.reruns[study.reruns.metric == "test/exact"]
-        r = r.assign(
-            rerun=[
-                f"{m:.3f} ± {s:.3f} (n={int(n)})" if pd.notna(s) else f"{m:.3f} (n={int(n)})"
-                for m, s, n in zip(r["mean"], r["std"], r["n"])
-            ]
-        )
-        out = out.merge(r[["task", "trial_id", "rerun"]].astype({"trial_id": str}), on=["task", "trial_id"], how="left")
-        out = out.rename(columns={"rerun": "rerun test/exact"})
+    if not study.replicates.empty:
+        r = seed_table(study.replicates, ["test/exact"], by=("task", "source_trial_id"))
+        r = r.assign(replicates=[describe(*x) for x in zip(r["mean"], r.ci_low, r.ci_high, r.n_seeds, r["values"])])
+        r = r.rename(columns={"source_trial_id": "trial_id", "replicates": "replicates test/exact"})
+        out = out.merge(r[["task", "trial_id", "replicates test/exact"]], on=["task", "trial_id"], how="left")
     return out.reset_index(drop=True)
+
+
+def _search(details: pd.DataFrame) -> pd.DataFrame:
+    """The search trials' rows of a per-run detail frame, without the identity columns the selection has."""
+    return details[details.kind == "search"].drop(columns=["kind", "family", "seed"])
 
 
 def by_task(df: pd.DataFrame, *then: str) -> pd.DataFrame:
