@@ -21,6 +21,8 @@ from typing import Any
 import pandas as pd
 
 from seqsum.config import TASKS, ConfigError, RunConfig, yaml_load
+from seqsum.files import CorruptFile
+from seqsum.results import read_run
 
 from .optuna_db import optuna_studies
 
@@ -68,34 +70,34 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs.status == "ok") & runs["test/exact"].notna()]
 
 
-def trials_frame(study_dir: str | Path) -> pd.DataFrame:
-    """One row per search-trial run folder: identity (IDENTITY, params, param.<name>), model shape, metrics."""
+def trials_frame(study_dir: str | Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """One row per search-trial run folder: identity (IDENTITY, params, param.<name>), model shape, metrics.
+
+    A folder whose config.json or summary.json cannot be read is left out (its reason added to `notes`).
+    """
     runs = [r for task in TASKS for r in sorted((Path(study_dir) / "trials" / task).glob("*")) if r.is_dir()]
-    return _runs_frame(runs, "search")
+    return _runs_frame(runs, "search", notes)
 
 
-def replicates_frame(study_dir: str | Path) -> pd.DataFrame:
+def replicates_frame(study_dir: str | Path, notes: list[str] | None = None) -> pd.DataFrame:
     """One row per replicate run under rerun/: IDENTITY, rank, source_trial_id, params, model shape, metrics."""
     runs = sorted(p.parent for p in (Path(study_dir) / "rerun").rglob("config.json"))
-    df = _runs_frame(runs, "replicate")
+    df = _runs_frame(runs, "replicate", notes)
     for col in REPLICATE_IDENTITY:
         if col not in df:
             df[col] = pd.Series(dtype="object")
     return df
 
 
-def read_run(run: Path, kind: str = "search") -> dict[str, Any] | None:
-    """One flat row for a run folder (None without a readable config.json).
+def run_row(run: Path, kind: str = "search") -> dict[str, Any]:
+    """One flat row for a run folder (seqsum.results.read_run: CorruptFile without a readable config.json).
 
     status: 'running' without summary.json (written last), else params.json's word, else summary.json's.
     trial_id: params.json's; a search trial without params.json (still running) is named by its folder.
     """
-    try:
-        cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
-    except (OSError, ValueError):
-        return None
+    config, summary = read_run(run)
+    cfg = RunConfig.from_dict(config)
     params = _read_json(run / "params.json")
-    summary = _read_json(run / "summary.json")
     m = cfg.model
     row: dict[str, Any] = {
         "kind": params.get("kind", kind),
@@ -127,8 +129,15 @@ def read_run(run: Path, kind: str = "search") -> dict[str, Any] | None:
     return row
 
 
-def _runs_frame(runs: list[Path], kind: str) -> pd.DataFrame:
-    rows = [r for r in (read_run(run, kind) for run in runs) if r is not None]
+def _runs_frame(runs: list[Path], kind: str, notes: list[str] | None = None) -> pd.DataFrame:
+    """Rows of `runs`; a run folder that cannot be read is left out, its one-line reason added to `notes`."""
+    rows = []
+    for run in runs:
+        try:
+            rows.append(run_row(run, kind))
+        except CorruptFile as e:
+            if notes is not None:
+                notes.append(f"left out: {e}")
     if not rows:
         return pd.DataFrame(columns=[*IDENTITY, "params", "run_dir"])
     return pd.DataFrame(rows)
@@ -156,13 +165,11 @@ def load_study(study_dir: str | Path) -> Study:
     config = _read_yaml(d / "study.yaml", notes)
     name = str((config.get("where") or {}).get("name") or d.name)
     n_folders = sum(1 for t in TASKS for r in (d / "trials" / t).glob("*") if r.is_dir())
-    trials, replicates = trials_frame(d), replicates_frame(d)
+    trials, replicates = trials_frame(d, notes), replicates_frame(d, notes)
     studies = optuna_studies(d, name, notes)
     trials = _numbered(trials, studies)
     if not n_folders:
         notes.append("no trial folders under trials/ yet")
-    elif len(trials) < n_folders:
-        notes.append(f"{n_folders - len(trials)} trial folder(s) left out, without a readable config.json")
     if replicates.empty:
         notes.append(
             "no replicates (rerun/ is missing or empty): the comparison uses each family's best search trial, "

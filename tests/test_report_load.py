@@ -82,3 +82,13 @@ def test_with_intervals_wilson_for_one_run_bootstrap_for_seeds():
     assert one.interval == "wilson" and one.ci_low == pytest.approx(0.4038, abs=1e-3) and one.n_seeds == 1
     many = with_intervals(pd.DataFrame({"g": ["a"] * 3, "n": [100] * 3, "exact": [0.4, 0.5, 0.6]}), ["g"]).iloc[0]
     assert many.interval == "seeds" and many.n == 300 and many.ci_low >= 0.4 and many.ci_high <= 0.6
+
+
+def test_a_truncated_run_file_is_left_out_with_one_line_naming_it(tmp_path):
+    d = make_synthetic_study(tmp_path)
+    summary = d / "trials" / "sum" / "trial01" / "summary.json"
+    summary.write_text(summary.read_text()[:20])
+    s = load_study(d)
+    assert len(s.trials) == 5 and "trial01" not in set(s.trials.trial_id)
+    note = next(n for n in s.notes if "summary.json" in n)
+    assert str(summary) in note and "\n" not in note
