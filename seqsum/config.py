@@ -117,7 +117,10 @@ class RunConfig:
         return RunConfig.from_dict(d)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """config.json, written atomically (seqsum.files)."""
+        from .files import write_json  # files imports ConfigError from here
+
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

@@ -226,32 +226,37 @@ def checkpoint_state(cfg, model, opt, gen, epoch, history) -> dict[str, Any]:
     }
 
 
+CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "generator", "torch_rng", "history")
+_RECOVER = "it cannot be resumed: train the run again (seqsum train --out NEW_FOLDER ...)"
+
+
 def load_checkpoint(path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`; a bad file raises ConfigError with one line."""
-    from .config import ConfigError
+    """Read a checkpoint written by `save_checkpoint`; a missing, truncated or foreign file raises
+    CorruptFile (a ConfigError) with one line naming it and how to recover."""
+    from .files import CorruptFile
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ConfigError(f"checkpoint {str(path)!r} does not exist") from None
+        raise CorruptFile(f"checkpoint {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise CorruptFile(f"checkpoint {str(path)!r} is a directory, not a checkpoint file") from None
     except Exception as e:  # noqa: BLE001 - unreadable or corrupted
-        raise ConfigError(
-            f"checkpoint {str(path)!r} is unreadable or corrupted: {str(e).splitlines()[0][:200]}"
-        ) from None
-    if not isinstance(state, dict) or not {"config", "model", "epoch"} <= set(state):
-        raise ConfigError(f"checkpoint {str(path)!r} is not a seqsum checkpoint (needs config, model, epoch)")
+        reason = " ".join(str(e).split())[:200]
+        raise CorruptFile(f"checkpoint {str(path)!r} is unreadable or corrupted ({reason}); {_RECOVER}") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CorruptFile(
+            f"checkpoint {str(path)!r} is not a seqsum checkpoint (missing {', '.join(missing)}); {_RECOVER}"
+        )
     return state
 
 
 def save_checkpoint(state: dict[str, Any], path) -> None:
-    """Write atomically: a crash mid-write never leaves a half checkpoint under `path`."""
-    import os
-    from pathlib import Path
+    """Write atomically (seqsum.files): a crash mid-write never leaves a half checkpoint under `path`."""
+    from .files import write_with
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_with(path, lambda f: torch.save(state, f))
 
 
 def model_from_checkpoint(state: dict[str, Any]) -> tuple[RunConfig, CnnGru, Codec]:
