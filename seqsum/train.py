@@ -1,6 +1,7 @@
 """`train(config, pools, report)`: the whole training loop, a plain function with no Ray inside.
 
-Each epoch draws fresh training sequences from the train pool (seeded, on the training device),
+Each epoch draws fresh training sequences from the train pool (a seeded CPU generator, so the same
+sequences on every device; moved to the training device),
 steps the optimizer over them, scores the fixed validation set in value space and calls
 `report(metrics, state)`; `state` is a checkpoint dict that `train(..., resume=state)` continues.
 """
@@ -166,13 +167,21 @@ def train(
     model, codec = build(cfg)
     model.to(device)
     opt = make_optimizer(cfg, model.parameters())
-    gen = torch.Generator(device=device).manual_seed(cfg.train.seed)
+    gen = torch.Generator().manual_seed(cfg.train.seed)  # CPU: the same sequences on every device
     result = TrainResult(model, codec, pools, sets)
     start = 1
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
-        gen.set_state(resume["generator"])
+        try:
+            gen.set_state(resume["generator"])
+        except (RuntimeError, TypeError):
+            from .config import ConfigError
+
+            raise ConfigError(
+                "the checkpoint's data generator state is not a CPU generator's (written by an older seqsum "
+                "on a GPU); it cannot be resumed: train the run again"
+            ) from None
         torch.set_rng_state(resume["torch_rng"])
         result.history = list(resume["history"])
         start = int(resume["epoch"]) + 1

@@ -110,6 +110,48 @@ def test_digits_are_roughly_uniform(pools):
     assert (counts / counts.mean() - 1).abs().max() < 0.15
 
 
+# --- device independence: data is drawn on the CPU, only the result moves -------------------------------
+# "meta" tensors hold no values, but a sampler that drew on the target device would draw there with a
+# generator of that device; the CPU generator's state after the draw shows where the draws happened.
+DEVICES = ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def same(a, b, device) -> bool:
+    if device == "meta":
+        return a.shape == b.shape
+    return torch.equal(a.cpu(), b.cpu())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sampling_does_not_depend_on_the_device(pools, device):
+    g_ref, g = gen(7), gen(7)
+    ref = sample(pools, pools.train, 300, 1, 4, g_ref, "cpu")
+    s = sample(pools.to(device), pools.train, 300, 1, 4, g, device)
+    assert s.idx.device.type == device and s.digits.device.type == device
+    assert torch.equal(g.get_state(), g_ref.get_state())  # the same CPU draws, none on the device
+    assert all(same(x, y, device) for x, y in zip((s.idx, s.lengths, s.digits), (ref.idx, ref.lengths, ref.digits)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_eval_sets_do_not_depend_on_the_device(pools, device):
+    cfg = DataConfig(valid_size=100, test_size=100, pairs_per_cell=2)
+    ref, s = eval_sets(pools, cfg), eval_sets(pools.to(device), cfg, device)
+    for x, y in ((s.valid, ref.valid), (s.test, ref.test), (s.pairs, ref.pairs)):
+        assert x.idx.device.type == device and same(x.idx, y.idx, device) and same(x.digits, y.digits, device)
+
+
+def test_pools_keep_labels_and_index_sets_on_the_cpu(pools):
+    p = pools.to("meta")
+    assert p.device.type == "meta"
+    assert all(t.device.type == "cpu" for t in (p.labels, p.train, p.valid, p.test))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA to build a device-side generator")
+def test_a_device_generator_is_refused(pools):
+    with pytest.raises(ValueError, match="CPU torch.Generator"):
+        sample(pools, pools.train, 10, 1, 4, torch.Generator(device="cuda"))
+
+
 # --- fixed evaluation sets ------------------------------------------------------------------------------
 def test_eval_sets_are_fixed_by_split_seed_and_use_their_pools(pools):
     cfg = DataConfig(valid_size=200, test_size=300, pairs_per_cell=2)

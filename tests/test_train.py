@@ -117,6 +117,15 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(pools, tmp_path, s
     assert same_weights(resumed.model, whole.model)
 
 
+def test_checkpoints_hold_the_cpu_generator_state(pools, tmp_path):
+    """The data stream's state is a CPU generator's (resumable on any device), not a device generator's."""
+    states = []
+    train(tiny_config(train__epochs=1), pools, report=lambda m, s: states.append(s))
+    g = states[0]["generator"]
+    assert g.device.type == "cpu" and g.shape == torch.Generator().get_state().shape
+    torch.Generator().set_state(g)  # loads into a CPU generator
+
+
 def test_checkpoint_round_trip(pools, tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
     res = train(
