@@ -1,6 +1,7 @@
 """Scoring in value space: one row per test sequence, a per-target-value table, the digit-pair grid.
 
-*exact* is the share of sequences whose decoded prediction, rounded, equals the target.
+*exact* is the share of sequences whose decoded prediction, rounded, equals the target; *rel_err* is
+`relative_error`: |error| / max(|target|, 1), so for target 0 it is the absolute error.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 102
     return torch.cat(out)
 
 
+def relative_error(error, tgt):
+    """|error| / max(|target|, 1): the relative error, defined for target 0 (there: the absolute error).
+
+    The one definition of `rel_err`; works on torch tensors, numpy arrays and pandas Series."""
+    if isinstance(error, torch.Tensor):
+        return error.abs() / tgt.abs().clamp(min=1)
+    return np.abs(error) / np.maximum(np.abs(tgt), 1)
+
+
 def value_metrics(pred: torch.Tensor, tgt: torch.Tensor) -> dict[str, float]:
     """exact, mae, mse, rel_err of (n,) predictions against (n,) targets (NaN predictions count wrong)."""
     pred, tgt = pred.double(), tgt.double()
@@ -37,7 +47,7 @@ def value_metrics(pred: torch.Tensor, tgt: torch.Tensor) -> dict[str, float]:
         "exact": (pred.round() == tgt).double().mean().item(),
         "mae": err.abs().mean().item(),
         "mse": (err**2).mean().item(),
-        "rel_err": (err.abs() / tgt.clamp(min=1)).mean().item(),
+        "rel_err": relative_error(err, tgt).mean().item(),
     }
 
 
@@ -88,13 +98,13 @@ def _frame_metrics(df: pd.DataFrame) -> dict[str, float]:
         "exact": float(df.correct.mean()),
         "mae": float(df.abs_error.mean()),
         "mse": float((df.error**2).mean()),
-        "rel_err": float((df.abs_error / df.target.clip(lower=1)).mean()),
+        "rel_err": float(relative_error(df.error, df.target).mean()),
     }
 
 
 def per_target_table(preds: pd.DataFrame) -> pd.DataFrame:
     """One row per target value: n, exact, mae, rmse, rel_err, mean_prediction."""
-    g = preds.assign(sq=preds.error**2, rel=preds.abs_error / preds.target.clip(lower=1)).groupby("target")
+    g = preds.assign(sq=preds.error**2, rel=relative_error(preds.error, preds.target)).groupby("target")
     out = pd.DataFrame(
         {
             "n": g.size(),

@@ -34,7 +34,7 @@ class TrainResult:
     sets: EvalSets
     history: list[dict[str, Any]] = field(default_factory=list)
     status: str = "ok"  # ok | diverged
-    train_seconds: float = 0.0  # wall time spent inside the epoch loop
+    train_seconds: float = 0.0  # wall time inside the epoch loop, summed over every segment of a resumed run
 
 
 def resolve_device(name: str) -> torch.device:
@@ -184,6 +184,10 @@ def train(
             ) from None
         torch.set_rng_state(resume["torch_rng"])
         result.history = list(resume["history"])
+        # older checkpoints lack the total: the epochs' own times are the best record of it
+        result.train_seconds = float(
+            resume.get("train_seconds", sum(m.get("time/epoch_s") or 0.0 for m in result.history))
+        )
         start = int(resume["epoch"]) + 1
         if result.history and result.history[-1].get("status") == "diverged":
             result.status = "diverged"
@@ -191,7 +195,7 @@ def train(
 
     d, t = cfg.data, cfg.train
     valid_target = target(t.task, sets.valid.digits, sets.valid.lengths)
-    t0 = time.perf_counter()
+    before, t0 = result.train_seconds, time.perf_counter()
     for epoch in range(start, t.epochs + 1):
         e0 = time.perf_counter()
         model.train()
@@ -212,15 +216,16 @@ def train(
         }
         result.history.append(metrics)
         if report is not None:
-            report(metrics, checkpoint_state(cfg, model, opt, gen, epoch, result.history))
+            result.train_seconds = before + time.perf_counter() - t0
+            report(metrics, checkpoint_state(cfg, model, opt, gen, epoch, result.history, result.train_seconds))
         if diverged:
             result.status = "diverged"
             break
-    result.train_seconds = time.perf_counter() - t0
+    result.train_seconds = before + time.perf_counter() - t0
     return result
 
 
-def checkpoint_state(cfg, model, opt, gen, epoch, history) -> dict[str, Any]:
+def checkpoint_state(cfg, model, opt, gen, epoch, history, train_seconds: float = 0.0) -> dict[str, Any]:
     """Everything `train(..., resume=...)` needs; loadable with torch.load(weights_only=True).
 
     A snapshot: tensors are copied, so a state kept in memory does not move on with training."""
@@ -232,6 +237,7 @@ def checkpoint_state(cfg, model, opt, gen, epoch, history) -> dict[str, Any]:
         "generator": gen.get_state(),
         "torch_rng": torch.get_rng_state(),
         "history": list(history),
+        "train_seconds": float(train_seconds),  # total over every segment so far
     }
 
 

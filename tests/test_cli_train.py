@@ -224,6 +224,9 @@ def test_resume_continues_to_the_same_result(smoke_run, tmp_path):
     assert strict_json((part / "summary.json").read_text())["epochs"] == 1
     rc, stdout, stderr = run_cli("train", "--resume", part, "--epochs", "2")
     assert rc == 0, stderr
+    second = strict_json((part / "summary.json").read_text())
+    epoch_times = [m["time/epoch_s"] for m in read_jsonl(part / "metrics.jsonl")]
+    assert second["train_seconds"] >= sum(epoch_times)  # both segments, not only the resumed one
     assert "epoch 2/2" in stdout and "epoch 1/2" not in stdout  # only the missing epoch ran
     assert history_without_times(read_jsonl(part / "metrics.jsonl")) == history_without_times(
         read_jsonl(whole / "metrics.jsonl")

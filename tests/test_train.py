@@ -117,6 +117,18 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(pools, tmp_path, s
     assert same_weights(resumed.model, whole.model)
 
 
+def test_train_seconds_is_the_total_over_every_segment(pools):
+    states = []
+    first = train(tiny_config(train__epochs=1), pools, report=lambda m, s: states.append(s))
+    assert 0 < states[0]["train_seconds"] <= first.train_seconds
+    state = {**states[0], "train_seconds": 1000.0}  # as if the first segment had taken 1000 s
+    resumed = train(tiny_config(train__epochs=2), pools, resume=state)
+    assert 1000.0 + resumed.history[-1]["time/epoch_s"] <= resumed.train_seconds < 1000.0 + 60
+    old = {k: v for k, v in states[0].items() if k != "train_seconds"}  # an older checkpoint: epochs' times
+    again = train(tiny_config(train__epochs=1), pools, resume=old)  # nothing left to train
+    assert again.train_seconds == pytest.approx(first.history[0]["time/epoch_s"], abs=0.05)
+
+
 def test_checkpoints_hold_the_cpu_generator_state(pools, tmp_path):
     """The data stream's state is a CPU generator's (resumable on any device), not a device generator's."""
     states = []
@@ -204,6 +216,14 @@ def test_pair_grid(trained):
     nine = g[(g.a == 9) & (g.b == 9)].iloc[0]
     assert ev.metrics["pairs/9x9/exact"] == nine.exact
     assert ev.metrics["pairs/exact"] == pytest.approx(g.exact.mean())
+
+
+def test_relative_error_is_defined_for_target_zero():
+    from seqsum.evaluate import relative_error
+
+    err, tgt = torch.tensor([3.0, -2.0, 5.0]), torch.tensor([0.0, 1.0, 10.0])
+    assert relative_error(err, tgt).tolist() == [3.0, 2.0, 0.5]
+    assert relative_error(err.numpy(), tgt.numpy()).tolist() == [3.0, 2.0, 0.5]
 
 
 def test_value_metrics_by_hand():
