@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
 
 from seqsum.config import ConfigError
 
 from .config import StudyConfig, load_preset, preset_names
+from .session import embedded_environment
 
-
-def _kv(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
-    try:
-        return key.strip(), json.loads(raw)
-    except json.JSONDecodeError:
-        return key.strip(), raw
+try:
+    from seqsum.cli import parse_set
+except ImportError:  # until seqsum.cli.parse_set lands: the same KEY=VALUE parser under its old name
+    from seqsum.cli import _override as parse_set
 
 
 def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
@@ -45,28 +39,51 @@ def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
     return cfg
 
 
+def _prepare(a: argparse.Namespace) -> None:
+    """Before anything imports Ray: the embedded mode's loopback switch (see study/session.py)."""
+    if a.address is None:
+        embedded_environment()
+
+
 def cmd_launch(a: argparse.Namespace) -> int:
+    _prepare(a)
     from .runner import launch
 
     return _guard(lambda: launch(study_config_from_args(a), address=a.address, report=not a.no_report))
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
+    _prepare(a)
     from .runner import resume
 
     return _guard(lambda: resume(a.study_dir, address=a.address, report=not a.no_report))
 
 
 def cmd_rerun(a: argparse.Namespace) -> int:
-    from .runner import rerun
+    _prepare(a)
+    from .rerun import rerun
 
+    if a.resume:
+        given = [f for f, v in (("--top", a.top), ("--seeds", a.seeds), ("--epochs", a.epochs)) if v is not None]
+        given += [f for f, v in (("--per-family", a.per_family), ("--overwrite", a.overwrite)) if v]
+        if given:
+            raise ConfigError(f"--resume continues the plan in rerun/plan.json; {', '.join(given)} cannot change it")
     return _guard(
-        lambda: rerun(a.study_dir, top=a.top, seeds=a.seeds, epochs=a.epochs, address=a.address, overwrite=a.overwrite)
+        lambda: rerun(
+            a.study_dir,
+            top=a.top,
+            per_family=a.per_family,
+            seeds=3 if a.seeds is None else a.seeds,
+            epochs=a.epochs,
+            address=a.address,
+            overwrite=a.overwrite,
+            resume=a.resume,
+        )
     )
 
 
 def _guard(fn) -> int:
-    from .runner import Interrupted
+    from .tuner import Interrupted
 
     try:
         fn()
@@ -101,7 +118,7 @@ def add_parsers(sub) -> None:
     la.add_argument(
         "--set",
         dest="base",
-        type=_kv,
+        type=parse_set,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -115,12 +132,20 @@ def add_parsers(sub) -> None:
     _common(re)
     re.set_defaults(func=cmd_resume)
 
-    rr = ss.add_parser("rerun", help="retrain the best configs with more seeds and epochs")
+    rr = ss.add_parser(
+        "rerun",
+        help="replicate the best configs with fresh seeds and one shared budget",
+        description="Rerun the top-K configs and/or the best config of every loss family of each task with "
+        "fresh seeds (1000, 1001, ...) and one shared epoch budget, as parallel trials on Ray; writes "
+        "STUDY_DIR/rerun/. A killed rerun continues with --resume.",
+    )
     rr.add_argument("study_dir")
-    rr.add_argument("--top", type=int, default=3, help="configs per task (default 3)")
-    rr.add_argument("--seeds", type=int, default=3, help="seeds per config (default 3)")
-    rr.add_argument("--epochs", type=int, help="epochs per rerun (default: the study's)")
+    rr.add_argument("--top", type=int, help="the K best configs per task (default 3 without --per-family)")
+    rr.add_argument("--per-family", action="store_true", help="the best config of every loss family per task")
+    rr.add_argument("--seeds", type=int, help="fresh seeds per config (default 3)")
+    rr.add_argument("--epochs", type=int, help="epochs of every replicate (default: the study's)")
     rr.add_argument("--overwrite", action="store_true", help="replace an existing rerun/ folder")
+    rr.add_argument("--resume", action="store_true", help="continue the rerun in rerun/ (after a crash or Ctrl-C)")
     _common(rr, report=False)
     rr.set_defaults(func=cmd_rerun)
 

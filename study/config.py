@@ -8,7 +8,9 @@ what:                      # what to explore
     loss: {choices: [mse, log, classify], role: scientific}
     gru_width: {low: 16, high: 256, log: true, role: scientific}
     standardize: {choices: [false, true], when: {loss: mse}}   # conditional
+    model.dropout: {low: 0.0, high: 0.5}   # any RunConfig key, named directly
   enqueue_seed: true       # try the original post's model first where it fits the space
+                           # (and one trial of every loss family of the space is always enqueued)
 how:                       # how to search
   metric: valid/exact
   mode: max
@@ -33,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,42 +43,12 @@ import yaml
 
 from seqsum.config import LOSSES, TASKS, ConfigError, RunConfig, yaml_load
 
+from .space import ALIASES, SEED_POINT, active, contains, params_to_run, space_problems
+
 PRESET_DIR = Path(__file__).parent / "presets"
 SCHEDULERS = ("asha", "fifo")
 MODES = ("max", "min")
-ROLES = ("scientific", "nuisance")
-
-# Searchable parameters and how each maps onto a RunConfig. Width/depth build layer lists:
-# CNN channels double per layer (8, 16, ...), GRU sizes halve per layer (200, 100, ...).
-PARAMS: dict[str, str] = {
-    "conv_depth": "number of conv layers (int >= 0)",
-    "conv_width": "channels of the first conv layer; doubles per layer (int >= 1)",
-    "gru_depth": "number of GRU layers (int >= 1)",
-    "gru_width": "hidden size of the first GRU layer; halves per layer (int >= 1)",
-    "loss": "loss family: mse | log | classify",
-    "standardize": "mse only: regress the standardized value (bool)",
-    "activation": "conv activation: tanh | relu",
-    "lr": "learning rate (float > 0)",
-    "batch_size": "batch size (int >= 1)",
-    "dropout": "dropout before the head, in [0, 1)",
-    "optimizer": "rmsprop | adam",
-    "grad_clip": "max gradient norm (float > 0)",
-}
-
-# The original post's model, as searched parameters (enqueued first when it fits the space).
-SEED_POINT = {
-    "conv_depth": 2,
-    "conv_width": 8,
-    "gru_depth": 2,
-    "gru_width": 200,
-    "loss": "mse",
-    "standardize": False,
-    "activation": "tanh",
-    "lr": 1e-3,
-    "batch_size": 32,
-    "dropout": 0.2,
-    "optimizer": "rmsprop",
-}
+REPLICATE_PAIRS_PER_CELL = 200  # test sequences per digit-pair cell in every replicate (issue 11)
 
 
 @dataclass(frozen=True)
@@ -162,21 +135,65 @@ class StudyConfig:
         return StudyConfig.from_dict(d)
 
     # --- the search space ---------------------------------------------------------------------
+    @cached_property
+    def _base_runs(self) -> dict[str, RunConfig]:
+        base = RunConfig.from_dict(copy.deepcopy(self.what.base))
+        return {t: base.replace({"train.task": t}) for t in TASKS}
+
     def base_run(self, task: str) -> RunConfig:
-        return RunConfig.from_dict(copy.deepcopy(self.what.base)).replace({"train.task": task})
+        """The RunConfig every trial of `task` starts from (built once per StudyConfig)."""
+        return self._base_runs[task]
+
+    @property
+    def loss_key(self) -> str | None:
+        """The space's name for the loss family ('loss' or 'train.loss'), None if the loss is not searched."""
+        return next((k for k in self.what.space if ALIASES.get(k, k) == "train.loss"), None)
+
+    def families(self) -> list[str]:
+        """The loss families this study searches (the base config's loss when the space has none)."""
+        key = self.loss_key
+        spec = self.what.space.get(key, {}) if key else {}
+        if "choices" in spec:
+            return list(dict.fromkeys(spec["choices"]))
+        return [self.base_run(self.what.tasks[0]).train.loss]
+
+    def first_points(self) -> list[dict[str, Any]]:
+        """Points enqueued before the sampler: the original post's model (if asked and it fits), then one
+        point per loss family not yet covered (its other parameters left to the sampler)."""
+        points = []
+        seed = self.seed_point() if self.what.enqueue_seed else None
+        if seed:
+            points.append(seed)
+        key = self.loss_key
+        if key and "choices" in self.what.space[key]:
+            covered = {p.get(key) for p in points}
+            points += [{key: f} for f in self.families() if f not in covered]
+        return points
 
     def run_config(self, task: str, params: dict[str, Any]) -> RunConfig:
         """The RunConfig of one trial: base config + task + searched params."""
         return params_to_run(self.base_run(task), params)
 
+    def replicate_run(self, point: dict[str, Any]) -> RunConfig:
+        """The RunConfig of one replicate (a rerun point: task, params, seed, epochs): the selected trial's
+        config with a fresh seed, the shared epoch budget and a pair grid of REPLICATE_PAIRS_PER_CELL."""
+        run = self.run_config(point["task"], point["params"])
+        return run.replace(
+            {
+                "train.seed": point["seed"],
+                "train.epochs": point["epochs"],
+                "data.pairs_per_cell": max(REPLICATE_PAIRS_PER_CELL, run.data.pairs_per_cell),
+            }
+        )
+
     def seed_point(self) -> dict[str, Any] | None:
         """The original post's model as a point of this space, or None if it does not fit."""
         point = {}
         for name, spec in self.what.space.items():
-            if not _active(spec, point):
+            if not active(spec, point):
                 continue
             value = SEED_POINT.get(name)
-            if value is None or not _contains(spec, value):
+            if value is None or not contains(spec, value):
                 return None
             point[name] = value
         return point
@@ -192,87 +209,6 @@ def load_preset(name: str) -> StudyConfig:
     return StudyConfig.load(PRESET_DIR / f"{name}.yaml")
 
 
-def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
-    o: dict[str, Any] = {}
-    m = base.model
-    if "conv_depth" in params or "conv_width" in params:
-        depth = params.get("conv_depth", len(m.conv_channels))
-        width = params.get("conv_width", m.conv_channels[0] if m.conv_channels else 8)
-        kernels = (list(m.conv_kernels) + [3] * depth)[:depth]
-        o["model.conv_channels"] = [width * 2**i for i in range(depth)]
-        o["model.conv_kernels"] = kernels
-    if "gru_depth" in params or "gru_width" in params:
-        depth = params.get("gru_depth", len(m.gru_hidden))
-        width = params.get("gru_width", m.gru_hidden[0])
-        o["model.gru_hidden"] = [max(1, width // 2**i) for i in range(depth)]
-    direct = {
-        "loss": "train.loss",
-        "standardize": "train.standardize",
-        "activation": "model.activation",
-        "lr": "train.lr",
-        "batch_size": "train.batch_size",
-        "dropout": "model.dropout",
-        "optimizer": "train.optimizer",
-        "grad_clip": "train.grad_clip",
-    }
-    o.update({direct[k]: v for k, v in params.items() if k in direct})
-    return base.replace(o)
-
-
-def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Optuna define-by-run: suggest every active parameter of `space` on `trial`."""
-    params: dict[str, Any] = {}
-    for name, spec in space.items():
-        if not _active(spec, params):
-            continue
-        if "choices" in spec:
-            params[name] = trial.suggest_categorical(name, list(spec["choices"]))
-        elif _is_int(spec):
-            params[name] = trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log")))
-        else:
-            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
-    return params
-
-
-class Space:
-    """A picklable define-by-run space function (Tune saves the searcher with the experiment)."""
-
-    def __init__(self, space: dict[str, dict[str, Any]]):
-        self.space = space
-
-    def __call__(self, trial) -> None:
-        suggest(trial, self.space)
-
-
-def distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Optuna distributions of every parameter (for writing finished trials into the RDB study)."""
-    import optuna.distributions as od
-
-    out = {}
-    for name, spec in space.items():
-        if "choices" in spec:
-            out[name] = od.CategoricalDistribution(list(spec["choices"]))
-        elif _is_int(spec):
-            out[name] = od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log")))
-        else:
-            out[name] = od.FloatDistribution(float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
-    return out
-
-
-def _is_int(spec: dict[str, Any]) -> bool:
-    return all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("low", "high"))
-
-
-def _active(spec: dict[str, Any], chosen: dict[str, Any]) -> bool:
-    return all(chosen.get(k) == v for k, v in (spec.get("when") or {}).items())
-
-
-def _contains(spec: dict[str, Any], value: Any) -> bool:
-    if "choices" in spec:
-        return value in spec["choices"]
-    return isinstance(value, (int, float)) and spec["low"] <= value <= spec["high"]
-
-
 def _section(kind: type, d: Any, name: str):
     if not isinstance(d, dict):
         raise ConfigError(f"study config section {name!r} must be a mapping, got {d!r}")
@@ -283,52 +219,18 @@ def _section(kind: type, d: Any, name: str):
     return kind(**{k: tuple(v) if isinstance(v, list) and k == "tasks" else v for k, v in d.items()})
 
 
-def _space_problems(space: Any) -> list[str]:
-    if not isinstance(space, dict) or not space:
-        return [f"what.space must be a non-empty mapping of parameters, got {space!r}"]
-    p = []
-    for name, spec in space.items():
-        if name not in PARAMS:
-            p.append(f"unknown search parameter {name!r}; allowed: {', '.join(PARAMS)}")
-            continue
-        if not isinstance(spec, dict):
-            p.append(f"search parameter {name!r} needs {{choices: [...]}} or {{low: .., high: ..}}, got {spec!r}")
-            continue
-        extra = sorted(set(spec) - {"choices", "low", "high", "log", "role", "when"})
-        if extra:
-            p.append(
-                f"search parameter {name!r} has unknown key(s) {extra}; allowed: choices, low, high, log, role, when"
-            )
-        if spec.get("role", "scientific") not in ROLES:
-            p.append(f"search parameter {name!r} has role {spec['role']!r}; allowed: {', '.join(ROLES)}")
-        if "choices" in spec:
-            if not isinstance(spec["choices"], list) or not spec["choices"]:
-                p.append(f"search parameter {name!r} has empty or invalid choices {spec['choices']!r}")
-        elif "low" in spec and "high" in spec:
-            lo, hi = spec["low"], spec["high"]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
-                p.append(f"search parameter {name!r} range must be numbers, got low={lo!r} high={hi!r}")
-            elif not lo < hi:
-                p.append(f"search parameter {name!r} has an empty or inverted range: low={lo!r} high={hi!r}")
-            elif spec.get("log") and lo <= 0:
-                p.append(f"search parameter {name!r} is log-scaled and needs low > 0, got {lo!r}")
-        else:
-            p.append(f"search parameter {name!r} needs {{choices: [...]}} or {{low: .., high: ..}}")
-        for k in spec.get("when") or {}:
-            if k not in space:
-                p.append(f"search parameter {name!r} is conditional on {k!r}, which is not in the space")
-    return p
-
-
 def _problems(c: StudyConfig) -> list[str]:
     p: list[str] = []
     w, h, r = c.what, c.how, c.where
     if not w.tasks or any(t not in TASKS for t in w.tasks) or len(set(w.tasks)) != len(w.tasks):
         p.append(f"what.tasks must be distinct tasks from {', '.join(TASKS)}, got {list(w.tasks)!r}")
-    p += _space_problems(w.space)
+    p += space_problems(w.space)
     if not p:
-        if "loss" in w.space and "choices" in w.space["loss"]:
-            bad = [x for x in w.space["loss"]["choices"] if x not in LOSSES]
+        losses = [k for k in w.space if ALIASES.get(k, k) == "train.loss"]
+        if len(losses) > 1:
+            p.append(f"the space names the loss twice ({' and '.join(losses)}); keep one")
+        for k in losses:
+            bad = [x for x in w.space[k].get("choices") or [] if x not in LOSSES]
             if bad:
                 p.append(f"unknown loss {bad[0]!r} in the space; allowed: {', '.join(LOSSES)}")
         try:  # the base and every corner of the space must make a valid RunConfig

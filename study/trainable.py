@@ -1,9 +1,10 @@
 """The Ray Tune trainable: a thin adapter over `seqsum.train.train`.
 
-dict of searched params -> RunConfig -> train(..., report=...) -> tune.report(metrics, checkpoint).
-The digit pools arrive once per worker through `tune.with_parameters`. Every epoch leaves a
-checkpoint (resume point); the last one also holds the whole run folder (evaluation included),
-so everything a trial keeps reaches the storage path through Ray's checkpoint mechanism.
+config (searched params, or {"_rerun": point} for a replicate) -> RunConfig -> train(..., report=...)
+-> tune.report(metrics, checkpoint). The digit pools and the parsed StudyConfig arrive once per worker
+through `tune.with_parameters`. Every epoch leaves a checkpoint (checkpoint.pt + params.json, the
+trial's identity); the last one holds the whole run folder, written by seqsum.results.write_run, so
+everything a trial keeps reaches the storage path through Ray's checkpoint mechanism.
 """
 
 from __future__ import annotations
@@ -17,35 +18,43 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ray import tune
-
 from seqsum.data import Pools, eval_sets
 from seqsum.evaluate import evaluate
-from seqsum.results import append_metrics, write_evaluation, write_json
+from seqsum.files import write_json
+from seqsum.results import write_run
 from seqsum.train import load_checkpoint, model_from_checkpoint, save_checkpoint, train
 
+from .collect import PARAMS
 from .config import StudyConfig
 
-FAIL_ONCE_ENV = (
-    "SEQSUM_FAIL_ONCE"  # fault injection for tests: a marker file path; the first trial to see it missing raises
-)
+FAIL_ONCE_ENV = "SEQSUM_FAIL_ONCE"  # fault injection for tests: a marker file; the first trial to see it missing raises
 
 
-def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: Pools) -> None:
+def run_trial(config: dict[str, Any], study: StudyConfig, task: str | None, pools: Pools) -> None:
+    from ray import tune
+
     started = time.time()
     logging.getLogger("ray").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
-    scfg = StudyConfig.from_dict(study)
-    rerun = config.get("_rerun")
-    params = dict(rerun["params"]) if rerun else dict(config)
-    cfg = scfg.run_config(task, params)
-    if rerun:
-        cfg = cfg.replace({"train.seed": rerun["seed"], "train.epochs": rerun["epochs"]})
+    point = config.get("_rerun")
+    if point:
+        cfg = study.replicate_run(point)
+        identity = {
+            "kind": "replicate",
+            "rank": point["rank"],
+            "source_trial_id": point["source_trial_id"],
+            "params": point["params"],
+        }
+    else:
+        cfg = study.run_config(task, dict(config))
+        identity = {"kind": "search", "params": dict(config)}
     ctx = tune.get_context()
     info = {
+        "task": cfg.train.task,
         "trial_id": ctx.get_trial_id(),
-        "task": task,
-        "params": params,
-        "rerun": rerun,
+        "family": cfg.train.loss,
+        "seed": cfg.train.seed,
+        **identity,
+        "status": "running",
         "node_ip": _node_ip(),
         "hostname": socket.gethostname(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -71,7 +80,9 @@ def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: P
             save_checkpoint(state, d / "checkpoint.pt")
             if final:
                 info["checkpoint_seconds"] = harness["checkpoint_seconds"]
-                metrics.update(_write_run_folder(d, state, pools, metrics, info))
+                metrics.update(_write_run_folder(d, state, pools, metrics["status"], info))
+            else:
+                write_json(d / PARAMS, info)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(d)))
         harness["checkpoint_seconds"] += time.perf_counter() - t0
         marker = os.environ.get(FAIL_ONCE_ENV)
@@ -82,45 +93,27 @@ def run_trial(config: dict[str, Any], study: dict[str, Any], task: str, pools: P
     train(cfg, pools, report=report, resume=resume)
 
 
-def _write_run_folder(
-    d: Path, state: dict[str, Any], pools: Pools, last: dict[str, Any], info: dict[str, Any]
-) -> dict[str, Any]:
-    """Write the run folder of a finished trial into checkpoint dir `d`; return the test metrics."""
+def _write_run_folder(d: Path, state: dict[str, Any], pools: Pools, status: str, info: dict[str, Any]) -> dict:
+    """Evaluate (status ok) and write the run folder of a finished trial into checkpoint dir `d`;
+    return the test metrics and train_seconds (reported to Tune with the last epoch)."""
     t0 = time.perf_counter()
     cfg, model, codec = model_from_checkpoint(state)
-    cfg.save(d / "config.json")
-    for m in state["history"]:
-        append_metrics(d, m)
-    status = last["status"]
-    test: dict[str, Any] = {}
+    ev = None
     if status == "ok":
         model.to(pools.device)
         ev = evaluate(model, codec, pools, eval_sets(pools, cfg.data), cfg.train.task)
-        write_evaluation(d, ev)
-        test = ev.metrics
-    train_seconds = sum(m.get("time/epoch_s", 0.0) for m in state["history"])
-    summary = {
+    history = state["history"]
+    train_seconds = sum(m.get("time/epoch_s", 0.0) for m in history)
+    params = {
+        **info,
         "status": status,
-        "epochs": len(state["history"]),
+        "finished_at": time.time(),
         "train_seconds": train_seconds,
-        **{k: v for k, v in last.items() if k.startswith(("train/", "valid/"))},
-        **test,
+        "eval_seconds": time.perf_counter() - t0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    write_json(d / "summary.json", summary)
-    eval_seconds = time.perf_counter() - t0
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    write_json(
-        d / "params.json",
-        {
-            **info,
-            "status": status,
-            "finished_at": time.time(),
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds,
-            "peak_rss_mb": peak_rss_mb,
-        },
-    )
-    return {**test, "train_seconds": train_seconds}
+    write_run(d, cfg, history, status, train_seconds, evaluation=ev, params=params)
+    return {**(ev.metrics if ev is not None else {}), "train_seconds": train_seconds}
 
 
 def _node_ip() -> str:

@@ -1,0 +1,197 @@
+"""Replicates: rerun selected configs of a study with fresh seeds and one shared budget, on Ray.
+
+`rerun(STUDY, top=K, per_family=True, seeds=S, epochs=E)` picks, per task, the top-K trials and/or the
+best trial of every loss family, among trials that reported at least one epoch (ok, or stopped early
+by ASHA), ranked by the last reported value of the study metric. Each selected config runs with S
+fresh seeds (FIRST_SEED, FIRST_SEED + 1, ..., skipping the selected trial's own seed), E epochs and a
+pair grid of REPLICATE_PAIRS_PER_CELL sequences per cell, all as parallel trials of one Tune experiment
+(`tune/rerun`). The plan is written first (`rerun/plan.json`), so a killed rerun continues with
+`seqsum study rerun STUDY --resume`. Run folders: `rerun/<task>/<trial_id>/` (identity in params.json).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seqsum.data import load_pools
+from seqsum.files import read_json, write_csv, write_json
+from seqsum.stats import seed_interval
+
+from .collect import collect_grid
+from .config import StudyConfig
+from .folder import load_study, read_state, write_state
+from .session import StudyError, check_resources, ray_session
+from .tuner import INTERRUPTED, Interrupted, run_config, trainable
+
+FIRST_SEED = 1000  # replicate seeds are 1000, 1001, ...: never a search trial's (default 0) seed
+PLAN = "plan.json"
+METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact", "valid/exact")
+EXPERIMENT = "rerun"
+
+
+def rerun(
+    study_dir: str | Path,
+    top: int | None = None,
+    per_family: bool = False,
+    seeds: int = 3,
+    epochs: int | None = None,
+    address: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> pd.DataFrame:
+    """Run (or, with `resume`, continue) the replicates of a study; write rerun/summary.csv and return it."""
+    study_dir, cfg = load_study(study_dir)
+    out = study_dir / "rerun"
+    if resume:
+        if not (out / PLAN).is_file():
+            raise StudyError(f"{str(out)!r} holds no rerun to resume; start one with: seqsum study rerun {study_dir}")
+        plan = read_json(out / PLAN, fix="start the rerun again with --overwrite")
+    else:
+        plan = make_plan(cfg, study_dir, top, per_family, seeds, epochs)
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise StudyError(
+                f"{str(out)!r} already holds reruns; continue one with --resume or pass --overwrite to replace them"
+            )
+    pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)
+    check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
+    with ray_session(address):
+        check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)
+        if not resume:
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(study_dir / "tune" / EXPERIMENT, ignore_errors=True)
+            out.mkdir(parents=True)
+            write_json(out / PLAN, plan)
+            write_state(out, {"status": "running"})
+        if read_state(out).get("status") != "done":
+            _run(study_dir, cfg, plan, pools)
+            write_state(out, {"status": "done"})
+    summary = summarize(study_dir)
+    write_csv(out / "summary.csv", summary)
+    print(summary_text(summary), flush=True)
+    return summary
+
+
+def make_plan(
+    cfg: StudyConfig, study_dir: Path, top: int | None, per_family: bool, seeds: int, epochs: int | None
+) -> dict[str, Any]:
+    """The replicates to run: one point per (selected config, seed). Raises StudyError on bad input."""
+    from analysis.load import trials_frame
+
+    for name, v in (("--seeds", seeds), ("--epochs", epochs), ("--top", top)):
+        if v is not None and not (isinstance(v, int) and v >= 1):
+            raise StudyError(f"{name} must be an integer >= 1, got {v!r}")
+    if top is None and not per_family:
+        top = 3
+    trials = trials_frame(study_dir)
+    metric, mode = cfg.how.metric, cfg.how.mode
+    if trials.empty or metric not in trials or "epochs" not in trials:
+        eligible = trials.iloc[0:0]
+    else:
+        eligible = trials[trials.status.isin(["ok", "stopped"]) & (trials.epochs >= 1) & trials[metric].notna()]
+    if eligible.empty:
+        raise StudyError(f"study {str(study_dir)!r} has no trial that reported an epoch: nothing to rerun")
+    points = []
+    for task in cfg.what.tasks:
+        ranked = eligible[eligible.task == task].sort_values(metric, ascending=mode == "min", kind="stable")
+        ranked = ranked.assign(rank=range(1, len(ranked) + 1))
+        chosen = ranked.head(top) if top else ranked.iloc[0:0]
+        if per_family:
+            for family in cfg.families():
+                best = ranked[ranked.family == family].head(1)
+                if best.empty:
+                    print(
+                        f"seqsum: warning: {task}: loss family {family!r} has no trial that reported an epoch; skipped",
+                        file=sys.stderr,
+                    )
+                chosen = pd.concat([chosen, best])
+        chosen = chosen.drop_duplicates("trial_id").sort_values("rank")
+        for _, row in chosen.iterrows():
+            fresh = [s for s in range(FIRST_SEED, FIRST_SEED + seeds + 1) if s != row["seed"]][:seeds]
+            ep = epochs or cfg.base_run(task).train.epochs
+            points += [
+                {
+                    "task": task,
+                    "family": row["family"],
+                    "rank": int(row["rank"]),
+                    "source_trial_id": str(row["trial_id"]),
+                    "params": row["params"],
+                    "seed": s,
+                    "epochs": ep,
+                }
+                for s in fresh
+            ]
+    return {"top": top, "per_family": per_family, "seeds": seeds, "epochs": epochs, "points": points}
+
+
+def _run(study_dir: Path, cfg: StudyConfig, plan: dict[str, Any], pools) -> None:
+    from ray import tune
+
+    from .recorder import Recorder
+
+    points = plan["points"]
+    exp = study_dir / "tune" / EXPERIMENT
+    fn = trainable(cfg, pools, None)
+    shown = sorted({(p["task"], p["family"], p["rank"]) for p in points})
+    print(
+        f"[rerun] {len(shown)} configs x {plan['seeds']} seeds = {len(points)} runs: "
+        + ", ".join(f"{t}/{f}#{r}" for t, f, r in shown),
+        flush=True,
+    )
+    if tune.Tuner.can_restore(str(exp)):
+        print(f"[rerun] restoring the Tune experiment {exp}", flush=True)
+        tuner = tune.Tuner.restore(str(exp), trainable=fn, resume_unfinished=True, resume_errored=True)
+    else:
+        epochs = points[0]["epochs"]
+        rec = Recorder(study_dir / "rerun", EXPERIMENT, len(points), epochs, cfg)
+        tuner = tune.Tuner(
+            fn,
+            param_space={"_rerun": tune.grid_search(points)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=cfg.how.max_concurrent, reuse_actors=cfg.where.reuse_actors
+            ),
+            run_config=run_config(study_dir, cfg, EXPERIMENT, [rec]),
+        )
+    INTERRUPTED.clear()
+    grid = tuner.fit()
+    if INTERRUPTED.is_set():
+        raise Interrupted(f"[rerun] stopped by Ctrl-C; continue with: seqsum study rerun {study_dir} --resume")
+    _, ended = collect_grid(study_dir / "rerun", grid, lambda config: config["_rerun"]["epochs"])
+    if ended < len(points):
+        raise Interrupted(
+            f"[rerun] {ended}/{len(points)} runs finished; continue with: seqsum study rerun {study_dir} --resume"
+        )
+
+
+def summarize(study_dir: Path) -> pd.DataFrame:
+    """Per (task, family, rank, source trial, metric): n seeds, mean and the 95% interval over seeds."""
+    from analysis.load import replicates_frame
+
+    reps = replicates_frame(study_dir)
+    cols = ["task", "family", "rank", "source_trial_id", "metric", "n", "mean", "ci_low", "ci_high"]
+    rows = []
+    if not reps.empty:
+        for (task, family, rank, source), g in reps.groupby(["task", "family", "rank", "source_trial_id"]):
+            for metric in METRICS:
+                values = [v for v in g.get(metric, []) if pd.notna(v)]
+                mean, low, high = seed_interval(values)
+                rows.append([task, family, int(rank), source, metric, len(values), mean, low, high])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def summary_text(summary: pd.DataFrame) -> str:
+    lines = []
+    for (task, family, rank, source), g in summary.groupby(["task", "family", "rank", "source_trial_id"], sort=False):
+        cells = "  ".join(_cell(r) for _, r in g.iterrows() if r.n > 0)
+        lines.append(f"{task} {family} #{rank} ({source}, n = {int(g.n.max())}): {cells}")
+    return "\n".join(lines)
+
+
+def _cell(r) -> str:
+    if r.n == 1:
+        return f"{r.metric} {r['mean']:.3f} (n = 1)"
+    return f"{r.metric} {r['mean']:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"

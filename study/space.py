@@ -1,0 +1,180 @@
+"""The search space: parameter specs, their validation, Optuna define-by-run, and applying a point to a RunConfig.
+
+A space maps a name to `{choices: [...]}` or `{low: .., high: .., log: bool}` (integers when both bounds are),
+with an optional `role` (scientific | nuisance) and `when: {other: value}` (conditional). A name is a
+shorthand from PARAMS or any RunConfig key written as section.field ("model.dropout", "train.loss"), so a
+new config switch needs no code here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from seqsum.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+ROLES = ("scientific", "nuisance")
+
+# Searchable parameters and how each maps onto a RunConfig. Width/depth build layer lists:
+# CNN channels double per layer (8, 16, ...), GRU sizes halve per layer (200, 100, ...).
+PARAMS: dict[str, str] = {
+    "conv_depth": "number of conv layers (int >= 0)",
+    "conv_width": "channels of the first conv layer; doubles per layer (int >= 1)",
+    "gru_depth": "number of GRU layers (int >= 1)",
+    "gru_width": "hidden size of the first GRU layer; halves per layer (int >= 1)",
+    "loss": "loss family: mse | log | classify",
+    "standardize": "mse only: regress the standardized value (bool)",
+    "activation": "conv activation: tanh | relu",
+    "lr": "learning rate (float > 0)",
+    "batch_size": "batch size (int >= 1)",
+    "dropout": "dropout before the head, in [0, 1)",
+    "optimizer": "rmsprop | adam",
+    "grad_clip": "max gradient norm (float > 0)",
+}
+# Shorthand names that are one RunConfig key each; any other key may be named directly ("model.dropout").
+ALIASES: dict[str, str] = {
+    "loss": "train.loss",
+    "standardize": "train.standardize",
+    "activation": "model.activation",
+    "lr": "train.lr",
+    "batch_size": "train.batch_size",
+    "dropout": "model.dropout",
+    "optimizer": "train.optimizer",
+    "grad_clip": "train.grad_clip",
+}
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+NOT_SEARCHABLE = ("train.task", "train.device")  # the study sets these, not the sampler
+
+# The original post's model, as searched parameters (enqueued first when it fits the space).
+SEED_POINT = {
+    "conv_depth": 2,
+    "conv_width": 8,
+    "gru_depth": 2,
+    "gru_width": 200,
+    "loss": "mse",
+    "standardize": False,
+    "activation": "tanh",
+    "lr": 1e-3,
+    "batch_size": 32,
+    "dropout": 0.2,
+    "optimizer": "rmsprop",
+}
+
+
+def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
+    """`base` with searched values applied: shorthand names through ALIASES (or the width/depth rules),
+    dotted names ("model.dropout") as they are."""
+    o: dict[str, Any] = {}
+    m = base.model
+    if "conv_depth" in params or "conv_width" in params:
+        depth = params.get("conv_depth", len(m.conv_channels))
+        width = params.get("conv_width", m.conv_channels[0] if m.conv_channels else 8)
+        kernels = (list(m.conv_kernels) + [3] * depth)[:depth]
+        o["model.conv_channels"] = [width * 2**i for i in range(depth)]
+        o["model.conv_kernels"] = kernels
+    if "gru_depth" in params or "gru_width" in params:
+        depth = params.get("gru_depth", len(m.gru_hidden))
+        width = params.get("gru_width", m.gru_hidden[0])
+        o["model.gru_hidden"] = [max(1, width // 2**i) for i in range(depth)]
+    o.update({ALIASES.get(k, k): v for k, v in params.items() if k in ALIASES or "." in k})
+    return base.replace(o)
+
+
+def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Optuna define-by-run: suggest every active parameter of `space` on `trial`."""
+    params: dict[str, Any] = {}
+    for name, spec in space.items():
+        if not active(spec, params):
+            continue
+        if "choices" in spec:
+            params[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        elif _is_int(spec):
+            params[name] = trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log")))
+        else:
+            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+    return params
+
+
+class Space:
+    """A picklable define-by-run space function (Tune saves the searcher with the experiment)."""
+
+    def __init__(self, space: dict[str, dict[str, Any]]):
+        self.space = space
+
+    def __call__(self, trial) -> None:
+        suggest(trial, self.space)
+
+
+def distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Optuna distributions of every parameter (for writing finished trials into the RDB study)."""
+    import optuna.distributions as od
+
+    out = {}
+    for name, spec in space.items():
+        if "choices" in spec:
+            out[name] = od.CategoricalDistribution(list(spec["choices"]))
+        elif _is_int(spec):
+            out[name] = od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log")))
+        else:
+            out[name] = od.FloatDistribution(float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+    return out
+
+
+def _is_int(spec: dict[str, Any]) -> bool:
+    return all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("low", "high"))
+
+
+def active(spec: dict[str, Any], chosen: dict[str, Any]) -> bool:
+    return all(chosen.get(k) == v for k, v in (spec.get("when") or {}).items())
+
+
+def contains(spec: dict[str, Any], value: Any) -> bool:
+    if "choices" in spec:
+        return value in spec["choices"]
+    return isinstance(value, (int, float)) and spec["low"] <= value <= spec["high"]
+
+
+def space_problems(space: Any) -> list[str]:
+    if not isinstance(space, dict) or not space:
+        return [f"what.space must be a non-empty mapping of parameters, got {space!r}"]
+    p = []
+    for name, spec in space.items():
+        if name not in PARAMS and not _is_config_key(name):
+            p.append(
+                f"unknown search parameter {name!r}; allowed: {', '.join(PARAMS)}, or a run config key "
+                "such as model.dropout (section data/model/train)"
+            )
+            continue
+        if not isinstance(spec, dict):
+            p.append(f"search parameter {name!r} needs {{choices: [...]}} or {{low: .., high: ..}}, got {spec!r}")
+            continue
+        extra = sorted(set(spec) - {"choices", "low", "high", "log", "role", "when"})
+        if extra:
+            p.append(
+                f"search parameter {name!r} has unknown key(s) {extra}; allowed: choices, low, high, log, role, when"
+            )
+        if spec.get("role", "scientific") not in ROLES:
+            p.append(f"search parameter {name!r} has role {spec['role']!r}; allowed: {', '.join(ROLES)}")
+        if "choices" in spec:
+            if not isinstance(spec["choices"], list) or not spec["choices"]:
+                p.append(f"search parameter {name!r} has empty or invalid choices {spec['choices']!r}")
+        elif "low" in spec and "high" in spec:
+            lo, hi = spec["low"], spec["high"]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
+                p.append(f"search parameter {name!r} range must be numbers, got low={lo!r} high={hi!r}")
+            elif not lo < hi:
+                p.append(f"search parameter {name!r} has an empty or inverted range: low={lo!r} high={hi!r}")
+            elif spec.get("log") and lo <= 0:
+                p.append(f"search parameter {name!r} is log-scaled and needs low > 0, got {lo!r}")
+        else:
+            p.append(f"search parameter {name!r} needs {{choices: [...]}} or {{low: .., high: ..}}")
+        for k in spec.get("when") or {}:
+            if k not in space:
+                p.append(f"search parameter {name!r} is conditional on {k!r}, which is not in the space")
+    return p
+
+
+def _is_config_key(name: str) -> bool:
+    section, _, key = name.partition(".")
+    kind = SECTIONS.get(section)
+    return kind is not None and key in {f.name for f in fields(kind)} and name not in NOT_SEARCHABLE
