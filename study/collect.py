@@ -55,7 +55,7 @@ def collect_trial(root: Path, checkpoint, status: str, epoch: int | None = None)
             RunConfig.from_dict(state["config"]),
             hist,
             status,
-            sum(h.get("time/epoch_s", 0.0) for h in hist),
+            state.get("train_seconds", sum(h.get("time/epoch_s") or 0.0 for h in hist)),
             params=info,
         )
     out = Path(root) / info["task"] / info["trial_id"]

@@ -103,7 +103,7 @@ def _write_run_folder(d: Path, state: dict[str, Any], pools: Pools, status: str,
         model.to(pools.device)
         ev = evaluate(model, codec, pools, eval_sets(pools, cfg.data), cfg.train.task)
     history = state["history"]
-    train_seconds = sum(m.get("time/epoch_s", 0.0) for m in history)
+    train_seconds = state["train_seconds"]  # every segment of a resumed trial
     params = {
         **info,
         "status": status,
