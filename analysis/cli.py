@@ -16,16 +16,16 @@ def add_parsers(sub) -> None:
     r.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the study folder (<storage>/<name>)")
     r.add_argument("--out", type=Path, help="report folder (default STUDY_DIR/report)")
     r.add_argument(
-        "--no-ceiling",
+        "--no-reference",
         action="store_true",
-        help="do not train the simple CNN digit classifier (use it only when cached)",
+        help="do not train the reference digit classifier (use it only when cached)",
     )
     r.set_defaults(func=cmd_report)
     f = sub.add_parser(
         "filters",
-        help="draw a run's first-layer filters beside a simple CNN's",
-        description="Draw the first conv layer of a CNN-RNN run (its checkpoint.pt) beside that of a "
-        "simple CNN digit classifier of the same shape, with a similarity score.",
+        help="draw a run's first-layer filters beside the reference digit classifier's",
+        description="Draw the first conv layer of a CNN-RNN run (its checkpoint.pt) beside that of the "
+        "reference digit classifier (the same conv stack with a 10-way head), with a similarity score.",
     )
     f.add_argument(
         "run_dir", type=Path, metavar="RUN_DIR", help="a run folder with checkpoint.pt (or the checkpoint file)"
@@ -38,7 +38,8 @@ def add_parsers(sub) -> None:
     f.add_argument(
         "--cache",
         type=Path,
-        help="where the simple CNN is cached (default: STUDY/report/ceiling, else ~/.cache/seqsum/ceiling)",
+        help="where the reference classifier is cached (default: STUDY/report/reference, else "
+        "~/.cache/seqsum/reference)",
     )
     f.set_defaults(func=cmd_filters)
 
@@ -46,7 +47,7 @@ def add_parsers(sub) -> None:
 def cmd_report(a: argparse.Namespace) -> int:
     from .report import build_report
 
-    out = build_report(a.study_dir, a.out, train_ceiling=not a.no_ceiling)
+    out = build_report(a.study_dir, a.out, train_reference=not a.no_reference)
     print(f"report: {out / 'index.html'}")
     return 0
 

@@ -54,6 +54,17 @@ class Doc:
         if lines:
             self.blocks.append(("ul", list(lines)))
 
+    def bullets_at(self, heading: str, lines: list[str]) -> None:
+        """Bullets at the end of the section `heading` (for lines known only once later sections ran)."""
+        if not lines:
+            return
+        heads = [i for i, (kind, b) in enumerate(self.blocks) if kind == "h"]
+        start = next((i for i in heads if self.blocks[i][1][1] == heading), None)
+        if start is None:
+            return self.bullets(lines)
+        end = next((i for i in heads if i > start), len(self.blocks))
+        self.blocks.insert(end, ("ul", list(lines)))
+
     def table(self, df: pd.DataFrame, max_rows: int = 40) -> None:
         if not df.empty:
             self.blocks.append(("table", df.head(max_rows)))

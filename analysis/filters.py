@@ -1,4 +1,4 @@
-"""First-layer filters of a CNN-RNN run beside those of the simple CNN classifier ("Visualizing Layer 1").
+"""First-layer filters of a CNN-RNN run beside the reference digit classifier's ("Visualizing Layer 1").
 
 The similarity of two filter banks is the mean |cosine| of the best one-to-one matching of their
 normalized (zero-mean, unit-norm) filters; the same score against random filters of the same shape
@@ -18,9 +18,11 @@ from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
 from seqsum.config import ConfigError
+from seqsum.data import load_pools
+from seqsum.files import write_with
 from seqsum.train import build, load_checkpoint, model_from_checkpoint
 
-from .ceiling import get_ceiling
+from .reference import get_reference, stack_label
 
 
 def weights(conv) -> np.ndarray:
@@ -58,13 +60,13 @@ def random_similarity(a: np.ndarray, like: np.ndarray, n: int = 200, seed: int =
 @dataclass
 class Comparison:
     run: np.ndarray  # (C, k, k) the run's first-layer filters
-    cnn: np.ndarray  # (C, k, k) the simple CNN's
+    cnn: np.ndarray  # (C, k, k) the reference classifier's
     score: float
     random_mean: float
     random_std: float
     match: np.ndarray
     cos: np.ndarray
-    cnn_accuracy: float
+    reference_accuracy: float
     label: str  # what the run is, for titles
     init_score: float  # the same score of the run's filters against their own initial values
 
@@ -73,14 +75,15 @@ class Comparison:
         z = (self.score - self.random_mean) / self.random_std if self.random_std > 0 else float("nan")
         verdict = "closer than chance" if z > 2 else "no closer than chance"
         return (
-            f"{self.label}: {len(self.run)} filters of {self.run.shape[1]}x{self.run.shape[2]}; matched |cosine| "
-            f"to the simple CNN's {self.score:.2f} vs {self.random_mean:.2f} ± {self.random_std:.2f} for random "
-            f"filters ({verdict}, z = {z:.1f}); {self.init_score:.2f} to the run's own initial filters"
+            f"{self.label}: {len(self.run)} filters of {self.run.shape[1]}x{self.run.shape[2]}; matched "
+            f"|cosine| to the reference classifier's {self.score:.2f} vs {self.random_mean:.2f} "
+            f"± {self.random_std:.2f} (sd) for random filters ({verdict}, z = {z:.1f}); "
+            f"{self.init_score:.2f} to the run's own initial filters"
         )
 
 
 def compare_run(run_dir: Path, cache: Path | None, train_if_missing: bool = True, pools=None) -> Comparison:
-    """Load a run's checkpoint and compare its first conv layer with the simple CNN of the same shape."""
+    """Load a run's checkpoint and compare its first conv layer with the reference classifier of the same shape."""
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
     cfg, model, _ = model_from_checkpoint(load_checkpoint(ckpt))
@@ -89,21 +92,18 @@ def compare_run(run_dir: Path, cache: Path | None, train_if_missing: bool = True
         init = build(cfg)[0].first_conv
     if model.first_conv is None:
         raise ConfigError(f"run {str(run_dir)!r} has no conv layer: no first-layer filters to draw")
-    shape = (cfg.model.conv_channels[0], cfg.model.conv_kernels[0], cfg.model.activation)
-    ceiling = get_ceiling(cfg.data, shape, cache, train_if_missing=train_if_missing, pools=pools)
-    if ceiling is None:
-        raise ConfigError(f"no cached simple CNN for shape {shape} in {cache}")
-    run, cnn = weights(model.first_conv), weights(ceiling.model.first_conv)
+    ref = get_reference(cfg.data, cfg.model, pools or load_pools(cfg.data), cache, train_if_missing)
+    if ref is None:
+        raise ConfigError(f"no cached reference classifier for {stack_label(cfg.model)} in {cache}")
+    run, cnn = weights(model.first_conv), weights(ref.model.first_conv)
     score, match, cos = similarity(run, cnn)
     mean, std = random_similarity(run, cnn)
     label = f"{cfg.train.task}/{cfg.train.loss} run {ckpt.parent.name}"
-    return Comparison(
-        run, cnn, score, mean, std, match, cos, ceiling.accuracy, label, similarity(run, weights(init))[0]
-    )
+    return Comparison(run, cnn, score, mean, std, match, cos, ref.accuracy, label, similarity(run, weights(init))[0])
 
 
 def plot_filters(c: Comparison) -> Figure:
-    """The run's filters (top block) and the simple CNN's, each CNN filter under its matched run filter."""
+    """The run's filters (top block) and the reference classifier's, each CNN filter under its matched run filter."""
     n = len(c.run)
     cols = min(n, 16)
     rows = math.ceil(n / cols)
@@ -122,9 +122,9 @@ def plot_filters(c: Comparison) -> Figure:
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_title(text, fontsize=7)
             if col == 0:
-                ax.set_ylabel("CNN-RNN" if block == 0 else "simple CNN", fontsize=8)
+                ax.set_ylabel("CNN-RNN" if block == 0 else "reference classifier", fontsize=8)
     fig.suptitle(
-        f"First-layer filters: {c.label} (top) vs simple CNN, acc {c.cnn_accuracy:.3f} (below)\n"
+        f"First-layer filters: {c.label} (top) vs reference classifier, acc {c.reference_accuracy:.3f} (below)\n"
         f"matched |cos| {c.score:.2f}, random filters {c.random_mean:.2f} ± {c.random_std:.2f}",
         fontsize=9,
     )
@@ -132,7 +132,7 @@ def plot_filters(c: Comparison) -> Figure:
 
 
 def study_of(run_dir: Path) -> Path | None:
-    """The study folder a run folder sits in (trials/<task>/<id> or rerun/<task>/<rank>/seed=s), if any."""
+    """The study folder a run folder sits in (trials/<task>/<id> or rerun/<task>/<id>), if any."""
     for parent in list(Path(run_dir).resolve().parents)[:4]:
         if (parent / "optuna.db").is_file() or (parent / "study.yaml").is_file():
             return parent
@@ -142,8 +142,8 @@ def study_of(run_dir: Path) -> Path | None:
 def default_cache(run_dir: Path) -> Path:
     study = study_of(run_dir)
     if study is not None:
-        return study / "report" / "ceiling"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seqsum" / "ceiling"
+        return study / "report" / "reference"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seqsum" / "reference"
 
 
 def default_out(run_dir: Path) -> Path:
@@ -166,10 +166,11 @@ def filters_command(run_dir: Path, out: Path | None, cache: Path | None) -> Path
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out {str(out)!r} must be a .png file")
     cache = Path(cache) if cache else default_cache(run_dir)
-    print(f"seqsum filters: {run_dir} (simple CNN cache: {cache})", flush=True)
+    print(f"seqsum filters: {run_dir} (reference classifier cache: {cache})", flush=True)
     c = compare_run(run_dir, cache)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_filters(c).savefig(out, dpi=120, bbox_inches="tight")
+    fig = plot_filters(c)
+    write_with(out, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
     print(c.sentence)
     print(f"wrote {out}")
     return out

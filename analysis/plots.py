@@ -1,20 +1,22 @@
-"""Plots: each takes tidy DataFrames (from analysis.tables) and returns a matplotlib Figure.
+"""Plots: each takes tidy DataFrames (analysis.scores, analysis.tables) and returns a matplotlib Figure.
 
-Figures are built with `matplotlib.figure.Figure` (no pyplot, no GUI backend, no global state);
-`savefig` renders PNGs with Agg.
+seaborn draws the statistical figures (magnitude and length bands, the pair-grid heatmaps, per-target
+scatter) onto axes of a `matplotlib.figure.Figure` (no pyplot, no GUI backend, no global state); the
+bands are the intervals the tables hold (seqsum.stats), never recomputed here.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .tables import BINS, LOSS_ORDER
+from seqsum.config import LOSSES, TASKS
 
-TASKS = ("sum", "product")
+from .tables import BINS
+
 COLORS = {"mse": "#1f77b4", "log": "#ff7f0e", "classify": "#2ca02c"}
 
 
@@ -23,139 +25,128 @@ def _color(group: str, i: int) -> str:
 
 
 def _groups(df: pd.DataFrame) -> list[str]:
-    present = list(dict.fromkeys(df.group))
-    return sorted(present, key=lambda g: (LOSS_ORDER.index(g) if g in LOSS_ORDER else 9, g))
+    present = list(dict.fromkeys(df.family))
+    return sorted(present, key=lambda g: (LOSSES.index(g) if g in LOSSES else 9, g))
 
 
 def _tasks(df: pd.DataFrame) -> list[str]:
     return [t for t in TASKS if t in set(df.task)]
 
 
+def _bands(ax, df: pd.DataFrame, x: str, y: str, low: str, high: str, family: str, **kw) -> None:
+    """seaborn line of `y` over `x` for one family, with its interval as a band."""
+    d = df.sort_values(x)
+    sns.lineplot(data=d, x=x, y=y, ax=ax, marker="o", errorbar=None, **kw)
+    if d[low].notna().any():
+        ax.fill_between(d[x], d[low], d[high], alpha=0.18, color=kw.get("color"), lw=0)
+
+
+def _yardsticks(ax, yard: pd.DataFrame, x: str, with_band: bool = True) -> None:
+    """The reference (dashed, with its Wilson band) and the constant baselines (dotted) of one task x family."""
+    d = yard.sort_values(x)
+    if "reference" in d and d.reference.notna().any():
+        sns.lineplot(data=d, x=x, y="reference", ax=ax, color="black", ls="--", errorbar=None, label="reference")
+        if with_band:
+            ax.fill_between(d[x], d.reference_ci_low, d.reference_ci_high, color="black", alpha=0.08, lw=0)
+    for name, color in (("most_frequent", "0.45"), ("train_mean", "0.7")):
+        if name in d:
+            sns.lineplot(data=d, x=x, y=name, ax=ax, color=color, ls=":", errorbar=None, label=name.replace("_", " "))
+
+
+def magnitude_figure(bins: pd.DataFrame, yard: pd.DataFrame) -> Figure:
+    """Exact and MAE per magnitude bin: a column per task x family, bands = 95% intervals over seeds
+    (Wilson for one run); the reference and the constant baselines beside the exact."""
+    panels = [(t, f) for t in _tasks(bins) for f in _groups(bins[bins.task == t])]
+    fig = Figure(figsize=(3.6 * max(len(panels), 2), 6.4), layout="constrained")
+    axes = fig.subplots(2, len(panels), squeeze=False)
+    for j, (task, family) in enumerate(panels):
+        labels = [lab for _, _, lab in BINS[task]]
+        pos = {lab: i for i, lab in enumerate(labels)}
+        d = bins[(bins.task == task) & (bins.family == family)]
+        d = d.assign(x=d.bin.astype(str).map(pos))
+        y = yard[(yard.task == task) & (yard.family == family)]
+        y = y.assign(x=y.value.astype(str).map(pos))
+        color = _color(family, j)
+        _bands(axes[0, j], d, "x", "exact", "ci_low", "ci_high", family, color=color, label=family)
+        _yardsticks(axes[0, j], y.dropna(subset=["x"]), "x")
+        _bands(axes[1, j], d, "x", "mae", "mae_ci_low", "mae_ci_high", family, color=color, label=family)
+        n = int(d.n_seeds.max()) if not d.empty else 0
+        axes[0, j].set_title(f"{task}, {family} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
+        axes[0, j].set_ylim(-0.03, 1.03), axes[0, j].set_ylabel("exact" if j == 0 else "")
+        axes[1, j].set_ylabel("MAE" if j == 0 else "")
+        if d.mae.max() > 10:
+            axes[1, j].set_yscale("symlog", linthresh=1)
+        for ax in axes[:, j]:
+            ax.set_xticks(range(len(labels)), labels, fontsize=8)
+            ax.set_xlabel("target magnitude"), ax.grid(alpha=0.3)
+            if ax.get_legend():
+                ax.legend(fontsize=7)
+    return fig
+
+
+def length_figure(lengths: pd.DataFrame, yard: pd.DataFrame) -> Figure:
+    """Exact per test length, a panel per task x family: the model with its band, the reference with its
+    Wilson band, and the constant baselines."""
+    panels = [(t, f) for t in _tasks(lengths) for f in _groups(lengths[lengths.task == t])]
+    fig = Figure(figsize=(3.6 * max(len(panels), 2), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for j, (task, family) in enumerate(panels):
+        d = lengths[(lengths.task == task) & (lengths.family == family)]
+        y = yard[(yard.task == task) & (yard.family == family)]
+        y = y.assign(length=y.value.astype(int))
+        _bands(axes[j], d, "length", "exact", "ci_low", "ci_high", family, color=_color(family, j), label=family)
+        _yardsticks(axes[j], y, "length")
+        n = int(d.n_seeds.max()) if not d.empty else 0
+        axes[j].set_title(f"{task}, {family} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
+        axes[j].set_xticks(sorted(d.length.unique())), axes[j].set_ylim(-0.03, 1.03)
+        axes[j].set_xlabel("sequence length"), axes[j].set_ylabel("exact" if j == 0 else "")
+        axes[j].grid(alpha=0.3), axes[j].legend(fontsize=7)
+    return fig
+
+
 def error_by_target(per_target: pd.DataFrame) -> Figure:
-    """Exact, MAE and relative error vs target value; one line per loss family; sum and product side by side."""
+    """Exact and MAE per target value (mean over seeds), one colour per family; sum and product side by side."""
     tasks = _tasks(per_target)
-    metrics = (("exact", "exact"), ("mae", "MAE"), ("rel_err", "relative error"))
-    fig = Figure(figsize=(6 * len(tasks), 9), layout="constrained")
-    axes = fig.subplots(3, len(tasks), squeeze=False)
+    fig = Figure(figsize=(6 * len(tasks), 6.5), layout="constrained")
+    axes = fig.subplots(2, len(tasks), squeeze=False)
     for j, task in enumerate(tasks):
         df = per_target[per_target.task == task]
-        for i, (col, label) in enumerate(metrics):
+        palette = {g: _color(g, k) for k, g in enumerate(_groups(df))}
+        for i, col in enumerate(("exact", "mae")):
             ax = axes[i, j]
-            for k, g in enumerate(_groups(df)):
-                d = df[df.group == g].sort_values("target")
-                # the product has hundreds of sparse target values: points, not a zigzag line
-                ax.plot(
-                    d.target,
-                    d[col],
-                    marker="o",
-                    ms=2.5,
-                    lw=0 if task == "product" else 1,
-                    alpha=0.8,
-                    color=_color(g, k),
-                    label=f"{g} ({d.trial_id.iloc[0]})",
-                )
+            sns.scatterplot(data=df, x="target", y=col, hue="family", palette=palette, s=14, ax=ax, linewidth=0)
             if task == "product":
                 ax.set_xscale("symlog", linthresh=1)
-                if col != "exact":
-                    ax.set_yscale("symlog", linthresh=1)
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            if i == 0:
-                ax.set_title(f"{task}: best trial per loss family")
-                ax.set_ylim(-0.03, 1.03)
-                ax.legend(fontsize=8)
-            if i == 2:
-                ax.set_xlabel("target value" + (" (symlog)" if task == "product" else ""))
+            if col == "mae":
+                ax.set_yscale("symlog", linthresh=1)
+            ax.set_ylabel(col if col == "exact" else "MAE"), ax.grid(alpha=0.3)
+            ax.set_xlabel("target value" + (" (symlog)" if task == "product" else ""))
+        axes[0, j].set_title(f"{task}: per target value, mean over seeds"), axes[0, j].set_ylim(-0.03, 1.03)
     return fig
 
 
-def bin_heatmap(bins: pd.DataFrame, value: str = "exact") -> Figure:
-    """Exact (or another metric) per magnitude bin: one heatmap per task, rows = group (loss family or bucket)."""
-    tasks = _tasks(bins)
-    fig = Figure(figsize=(5.5 * len(tasks), 1.2 + 0.55 * max(len(_groups(bins)), 2)), layout="constrained")
-    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
-    for ax, task in zip(axes, tasks):
-        df = bins[bins.task == task]
-        groups = _groups(df)
-        labels = [lab for _, _, lab in BINS[task]]
-        grid = df.pivot_table(index="group", columns="bin", values=value, observed=False).reindex(
-            index=groups, columns=labels
-        )
-        n = df.pivot_table(index="group", columns="bin", values="n", aggfunc="sum", observed=False).reindex(
-            index=groups, columns=labels
-        )
-        im = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        for (r, c), v in np.ndenumerate(grid.to_numpy(dtype=float)):
-            text = "n/a" if np.isnan(v) else f"{v:.2f}\nn={int(n.iat[r, c])}"
-            ax.text(
-                c, r, text, ha="center", va="center", fontsize=8, color="white" if np.isnan(v) or v < 0.6 else "black"
-            )
-        ax.set_xticks(range(len(labels)), labels)
-        ax.set_yticks(range(len(groups)), groups)
-        ax.set_xlabel("target magnitude")
-        ax.set_title(f"{task}: {value} per magnitude bin")
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label=value)
-    return fig
-
-
-def pair_heatmaps(pairs: pd.DataFrame, verdicts: pd.DataFrame, totals: pd.DataFrame | None = None) -> Figure:
-    """10x10 exact per (a, b) for each loss family of one task, with the verdict as subtitle.
-
-    For the sum, a second row shows exact per a + b (from `totals`).
-    """
-    task = pairs.task.iloc[0]
-    groups = _groups(pairs)
-    extra = task == "sum" and totals is not None and not totals.empty
-    fig = Figure(figsize=(4.6 * len(groups), 5.2 + (2.6 if extra else 0)), layout="constrained")
-    grid = fig.add_gridspec(2 if extra else 1, len(groups), height_ratios=[2, 0.9] if extra else [1])
+def pair_heatmaps(cells: pd.DataFrame, reference: pd.DataFrame | None) -> Figure:
+    """10x10 % exact per (a, b) for each family of one task, and the reference's; a cell whose interval
+    lies wholly below the reference's is marked with a red dot; the 9x9 cell is framed in red."""
+    task = cells.task.iloc[0]
+    groups = _groups(cells)
+    panels = [*groups, *(["reference"] if reference is not None and not reference.empty else [])]
+    fig = Figure(figsize=(4.4 * len(panels), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     op = "+" if task == "sum" else "x"
-    for k, g in enumerate(groups):
-        ax = fig.add_subplot(grid[0, k])
-        df = pairs[pairs.group == g]
-        m = df.pivot_table(index="a", columns="b", values="exact").reindex(index=range(10), columns=range(10))
-        im = ax.imshow(m.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
-        for (a, b), v in np.ndenumerate(m.to_numpy(dtype=float)):
-            if not np.isnan(v):
-                ax.text(
-                    b, a, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black"
-                )
-        ax.add_patch(Rectangle((8.5, 8.5), 1, 1, fill=False, ec="red", lw=2))
-        ax.set_xticks(range(10)), ax.set_yticks(range(10))
+    for ax, g in zip(axes, panels):
+        d = reference if g == "reference" else cells[cells.family == g]
+        m = d.pivot_table(index="a", columns="b", values="exact").reindex(index=range(10), columns=range(10))
+        sns.heatmap(100 * m, vmin=0, vmax=100, cmap="viridis", annot=True, fmt=".0f", annot_kws={"fontsize": 6},
+                    cbar=g == panels[-1], square=True, ax=ax)  # fmt: skip
+        if g != "reference" and "below_reference" in d:
+            below = d[d.below_reference]
+            ax.scatter(below.b + 0.85, below.a + 0.18, s=10, color="red", marker="o")
+        ax.add_patch(Rectangle((9, 9), 1, 1, fill=False, ec="red", lw=2))
+        n = int(d.n_seeds.max()) if "n_seeds" in d and not d.empty else 1
+        who = "reference" if g == "reference" else f"{g} ({n} seed{'s' * (n != 1)})"
+        ax.set_title(f"{task} {who}: % exact per a{op}b", fontsize=9)
         ax.set_xlabel("b"), ax.set_ylabel("a")
-        v = verdicts[(verdicts.task == task) & (verdicts.group == g)]
-        line = v.verdict.iloc[0].split(";")[0] if not v.empty else ""
-        ax.set_title(f"{task} {g} ({df.trial_id.iloc[0]}): % exact per a{op}b\n{line}", fontsize=9)
-    fig.colorbar(im, ax=fig.axes, shrink=0.6, label="exact")
-    if extra:
-        ax = fig.add_subplot(grid[1, :])
-        for k, g in enumerate(groups):
-            d = totals[totals.group == g].sort_values("total")
-            ax.plot(d.total, d.exact, marker="o", color=_color(g, k), label=g)
-        ax.set_xticks(range(19))
-        ax.set_xlabel("a + b"), ax.set_ylabel("exact"), ax.set_ylim(-0.03, 1.03)
-        ax.grid(alpha=0.3), ax.legend(fontsize=8)
-        ax.set_title("sum: exact per a + b")
-    return fig
-
-
-def ceiling_plot(ceiled: pd.DataFrame) -> Figure:
-    """Exact per test length for each loss family, beside the ceiling p**K and the classify-then-compute pipeline."""
-    tasks = _tasks(ceiled)
-    fig = Figure(figsize=(5.5 * len(tasks), 4), layout="constrained")
-    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
-    for ax, task in zip(axes, tasks):
-        df = ceiled[ceiled.task == task]
-        for k, g in enumerate(_groups(df)):
-            d = df[df.group == g].sort_values("length")
-            ax.plot(d.length, d.exact, marker="o", color=_color(g, k), label=f"{g} ({d.trial_id.iloc[0]})")
-        b = df.drop_duplicates("length").sort_values("length")
-        if b.bound.notna().any():
-            ax.plot(b.length, b.bound, "k--", label=f"ceiling p^K, p = {b.p.iloc[0]:.3f}")
-            ax.plot(b.length, b.pipeline, ":", color="gray", label="classify digits, then compute")
-        ax.set_xticks(sorted(df.length.unique()))
-        ax.set_xlabel("sequence length K"), ax.set_ylabel("test exact"), ax.set_ylim(-0.03, 1.03)
-        ax.set_title(f"{task}: exact vs the digit-classifier ceiling")
-        ax.grid(alpha=0.3), ax.legend(fontsize=8)
     return fig
 
 

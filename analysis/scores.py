@@ -1,0 +1,108 @@
+"""The compared runs' tables: what the report compares, with an interval beside every number.
+
+The compared runs are the replicates (`seqsum study rerun --per-family`: fresh seeds, one budget) when
+the study has them, else each task x family's best search trial (one seed). Within a task x family the
+runs are seeds: across seeds a number is the mean with a 95% bootstrap interval; a single run's exact
+rate carries its Wilson 95% interval (analysis.compare).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from seqsum.config import LOSSES
+
+from .compare import COMPARED_METRICS, seed_table, with_intervals
+from .load import Study, finished
+from .tables import by_task, magnitude_bin, rank
+
+GROUP = ["task", "family"]
+RUN = ["kind", "task", "trial_id"]
+
+
+def compared_runs(study: Study) -> tuple[pd.DataFrame, str]:
+    """(runs, source): per task, its finished replicates when it has any, else each family's best search
+    trial; source says 'replicates', 'search' or 'mixed'. Sorted by task, family order, seed."""
+    reps = finished(study.replicates)
+    metric, mode = study.metric
+    done = study.finished
+    search = done.iloc[0:0]
+    if not done.empty and metric in done:
+        search = rank(done, metric, mode).groupby(GROUP, sort=False).head(1)
+        search = search[~search.task.isin(set(reps.task))]
+    frames = [f for f in (reps, search) if not f.empty]
+    if not frames:
+        return done, "search"
+    runs = pd.concat(frames, ignore_index=True)
+    source = "mixed" if len(frames) == 2 else "replicates" if not reps.empty else "search"
+    runs = runs.assign(_f=runs.family.map(lambda f: LOSSES.index(f) if f in LOSSES else 9))
+    return by_task(runs, "_f", "seed").drop(columns="_f").reset_index(drop=True), source
+
+
+def comparison(runs: pd.DataFrame) -> pd.DataFrame:
+    """tables/comparison.csv: task, family, metric, n_seeds, mean, ci_low, ci_high (one row per metric)."""
+    return seed_table(runs, COMPARED_METRICS).drop(columns="values")
+
+
+def per_length(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task x family x test length: exact over the seeds (Wilson for one run) and mean MAE."""
+    rows = []
+    for r in runs.to_dict("records"):
+        for col, v in r.items():
+            m = re.fullmatch(r"test/len=(\d+)/exact", col)
+            if m and pd.notna(v):
+                k = int(m.group(1))
+                rows.append({"task": r["task"], "family": r["family"], "seed": r["seed"], "length": k,
+                             "n": r.get(f"test/len={k}/n"), "exact": v, "mae": r.get(f"test/len={k}/mae")})  # fmt: skip
+    df = pd.DataFrame(rows, columns=["task", "family", "seed", "length", "n", "exact", "mae"])
+    return _with_mae(df, [*GROUP, "length"])
+
+
+def per_bin(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task x family x magnitude bin: exact over the seeds (Wilson for one run) and mean MAE."""
+    pt = _details(study.per_target, runs)
+    if pt.empty:
+        return _with_mae(pd.DataFrame(columns=["task", "family", "seed", "bin", "n", "exact", "mae"]), GROUP)
+    parts = []
+    for task, df in pt.groupby("task", sort=False):
+        df = df.assign(bin=magnitude_bin(task, df.target), k=df.exact * df.n, ae=df.mae * df.n)
+        g = df.groupby([*RUN, "family", "seed", "bin"], observed=True, sort=False)[["n", "k", "ae"]].sum()
+        parts.append(g.assign(exact=g.k / g.n, mae=g.ae / g.n).reset_index())
+    bins = pd.concat(parts, ignore_index=True)
+    return _with_mae(bins, [*GROUP, "bin"])
+
+
+def per_target(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task x family x target value: n, exact, MAE and relative error averaged over the seeds."""
+    pt = _details(study.per_target, runs)
+    cols = ["task", "family", "target", "n", "n_seeds", "exact", "mae", "rel_err"]
+    if pt.empty:
+        return pd.DataFrame(columns=cols)
+    g = pt.groupby([*GROUP, "target"], sort=False)
+    out = g[["exact", "mae", "rel_err"]].mean().assign(n=g.n.sum(), n_seeds=g.size()).reset_index()
+    return out[cols]
+
+
+def pair_cells(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task x family x (a, b): n (summed over seeds), exact over the seeds (Wilson for one run)."""
+    pairs = _details(study.pairs, runs)
+    if pairs.empty:
+        return pd.DataFrame(columns=[*GROUP, "a", "b", "n", "n_seeds", "exact", "ci_low", "ci_high", "interval"])
+    return with_intervals(pairs, [*GROUP, "a", "b"])
+
+
+def _with_mae(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Exact with its interval, and MAE with its interval over the seeds (mae_ci_low, mae_ci_high)."""
+    out = with_intervals(df, by)
+    mae = with_intervals(df, by, value="mae")[[*by, "mae", "ci_low", "ci_high"]]
+    return out.merge(mae.rename(columns={"ci_low": "mae_ci_low", "ci_high": "mae_ci_high"}), on=by, how="left")
+
+
+def _details(details: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a per-run detail frame (study.per_target, study.pairs) that belong to `runs`."""
+    if details.empty or runs.empty:
+        return details.iloc[0:0]
+    keys = runs[[*RUN, "family", "seed"]].drop_duplicates(RUN)  # family may be relabelled (e.g. a bucket)
+    return details.drop(columns=["family", "seed"]).merge(keys, on=RUN)
