@@ -3,8 +3,8 @@ namespaces (the project's own test hosts), and stopping exactly what a test star
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -83,22 +83,15 @@ def listeners(pids: set[int], netns: str | None = None) -> list[tuple[str, int]]
     return found
 
 
-def can_netns() -> str | None:
-    """None when this machine lets the tests make network namespaces, else the reason it does not."""
-    if os.geteuid() != 0:
-        return "network namespaces need root (CI runs as root)"
-    if not shutil.which("ip"):
-        return "iproute2's `ip` is not installed"
-    name = f"sq{uuid.uuid4().hex[:6]}"
-    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"cannot create a network namespace: {r.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", name])
-    return None
+NOT_ROOT = None if os.geteuid() == 0 else "needs root to make network namespaces (CI runs as root)"
 
 
 def sh(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True)
+    """Run a setup command; a failure raises with the command and its stderr (as root, tests that need
+    network namespaces fail when `ip netns` does not work: they never skip silently)."""
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {r.stderr.strip()}")
 
 
 @contextmanager
@@ -122,9 +115,14 @@ def netns_hosts(n: int):
         yield names
     finally:
         for name in made:
-            for pid in subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split():
-                kill_pids([int(pid)])
+            kill_pids(netns_pids(name))
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def netns_pids(name: str) -> set[int]:
+    """Every process running in network namespace `name` (one of the tests' own hosts)."""
+    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
+    return {int(pid) for pid in out.split()}
 
 
 def ray_env(**extra: str) -> dict[str, str]:
@@ -168,3 +166,61 @@ def wait_for(pred, timeout: float, what: str, every: float = 0.3):
             return v
         time.sleep(every)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# --- what Tune has written into an experiment folder: timing-sensitive tests wait on these states ----------
+def tune_snapshot(exp: Path) -> dict[str, dict]:
+    """The trials in the newest experiment state Tune saved into `exp` (what `Tuner.restore` will start
+    from): trial_id -> {status, epoch (last reported, its checkpoint included), node_ip, dir, failures}.
+    {} while there is none, or while one is being copied in."""
+    states = sorted(exp.glob("experiment_state-*.json"))
+    if not states:
+        return {}
+    try:
+        data = json.loads(states[-1].read_text())
+        out = {}
+        for state, meta in data["trial_data"]:
+            s, m = json.loads(state), json.loads(meta)
+            last = m.get("last_result") or {}
+            out[s["trial_id"]] = {
+                "status": s["status"],
+                "epoch": last.get("epoch") or 0,
+                "node_ip": last.get("node_ip"),
+                "dir": exp / s["relative_logdir"],
+                "failures": m.get("num_failures", 0),
+            }
+        return out
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def epochs_checkpointed(trial_dir: Path) -> int:
+    """Epochs whose checkpoint the trial has written (checkpoint_00000k holds epoch k+1). Read live: the
+    trial writes a checkpoint into storage before the driver hears of that epoch."""
+    done = [int(p.name[11:]) for p in trial_dir.glob("checkpoint_*") if p.name[11:].isdigit()]
+    return max(done) + 1 if done else 0
+
+
+def wait_mid_trial(
+    exp: Path, epochs: int, proc, timeout: float, node_ip: str | None = None, finished: int = 0
+) -> tuple[str, dict]:
+    """Wait until a trial is provably unfinished and resumable: Tune's saved experiment state holds it
+    RUNNING (on `node_ip`, if given) with a checkpointed epoch, at least 3 of its `epochs` are still to run
+    (so it cannot finish in the moment the caller needs to act, even under load), and `finished` other trials have
+    TERMINATED. Fails at once when `proc` exits. Returns (trial_id, its snapshot entry)."""
+    t0, snap = time.time(), {}
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"the study exited (rc {proc.returncode}) before a trial was mid-way: {snap}")
+        snap = tune_snapshot(exp)
+        if sum(t["status"] == "TERMINATED" for t in snap.values()) >= finished:
+            for tid, t in snap.items():
+                if (
+                    t["status"] == "RUNNING"
+                    and t["epoch"] >= 1
+                    and (node_ip is None or t["node_ip"] == node_ip)
+                    and epochs_checkpointed(t["dir"]) <= epochs - 3
+                ):
+                    return tid, t
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for a checkpointed, unfinished trial: {snap}")

@@ -17,20 +17,24 @@ import optuna
 import pytest
 from raytools import (
     BIN,
+    NOT_ROOT,
     SEQSUM,
-    can_netns,
     descendants,
+    epochs_checkpointed,
     kill_pids,
     listeners,
     netns_hosts,
+    netns_pids,
     ray_env,
     session_pids,
+    tune_snapshot,
     wait_for,
+    wait_mid_trial,
     write_study,
 )
 
-NO_NETNS = can_netns()
-needs_netns = pytest.mark.skipif(NO_NETNS is not None, reason=f"skipped: {NO_NETNS}")
+# only a missing root skips these; as root, a network namespace that cannot be made fails the test
+needs_netns = pytest.mark.skipif(NOT_ROOT is not None, reason=NOT_ROOT or "")
 
 
 def _trials(study_dir: Path, task: str = "sum") -> list[dict]:
@@ -42,10 +46,11 @@ def _optuna_trials(study_dir: Path, name: str):
     return st.get_trials(deepcopy=False)
 
 
-def _popen(argv, env, **kw):
-    return subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw
-    )
+def _popen(argv, env, log: Path, **kw):
+    """Start a driver in its own session, its output into `log` (a pipe nobody reads while the test waits
+    could fill up and stall it)."""
+    with open(log, "w") as f:
+        return subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
 
 def _ours(proc) -> set[int]:
@@ -62,6 +67,7 @@ def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
         SEQSUM
         + ["study", "launch", "--preset", "smoke", "--storage", str(tmp_path), "--no-report", "--scheduler", "fifo"],
         env,
+        tmp_path / "driver.log",
     )
     seen, socks = set(), []
     try:
@@ -70,7 +76,7 @@ def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
             seen |= pids
             socks += listeners(pids)
             time.sleep(0.5)
-        out = proc.stdout.read()
+        out = (tmp_path / "driver.log").read_text()
     finally:
         kill_pids(_ours(proc) | seen - {os.getpid()})
     assert proc.returncode == 0, out[-3000:]
@@ -104,31 +110,30 @@ def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
 
 
 def test_resume_after_driver_sigkill(tmp_path):
-    # FIFO and long-enough trials: the trial killed mid-run must still be unfinished (and not stopped by
-    # ASHA) when the driver dies, with checkpoints that Tune's experiment state already knows about
+    # FIFO (ASHA could stop the trial) and one trial at a time. The driver is killed only once Tune's saved
+    # experiment state holds a finished trial and a running one with a checkpoint, 3+ epochs short of its end
+    epochs = 8
     cfg = write_study(
-        tmp_path / "s.yaml", tmp_path, "crash", num_samples=3, epochs=8, train_size=8192, cpus_per_trial=1
+        tmp_path / "s.yaml", tmp_path, "crash", num_samples=3, epochs=epochs, train_size=8192, cpus_per_trial=1
     )
     cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))
     env = ray_env()
-    proc = _popen(SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"], env)
+    launch = SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"]
+    proc = _popen(launch, env, tmp_path / "driver.log")
     d = tmp_path / "crash"
+    exp = d / "tune" / "sum"
     seen: set[int] = set()
-
-    def second_trial_checkpointed():
-        seen.update(_ours(proc))
-        dirs = sorted((d / "tune" / "sum").glob("run_trial_*_2_*/checkpoint_000002"))
-        return dirs or proc.poll() is not None
-
     try:
-        wait_for(second_trial_checkpointed, 240, "the second trial's second checkpoint")
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        seen.update(_ours(proc))
+        tid, _ = wait_mid_trial(exp, epochs, proc, timeout=480, finished=1)
+        seen |= _ours(proc)
         os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-study ...
         proc.wait()
     finally:
-        kill_pids(seen - {os.getpid()})  # ... and its embedded Ray with it
+        kill_pids((seen | _ours(proc)) - {os.getpid()})  # ... and its embedded Ray with it
     assert json.loads((d / "state.json").read_text())["tasks"] == {}
+    # nothing can change it now: the state the resume starts from has that trial running, checkpointed
+    at_kill = tune_snapshot(exp)[tid]
+    assert at_kill["status"] == "RUNNING" and at_kill["epoch"] >= 1, at_kill
 
     r = subprocess.run(
         SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True, timeout=600
@@ -143,7 +148,8 @@ def test_resume_after_driver_sigkill(tmp_path):
     assert len({t.user_attrs["tune_trial_id"] for t in ot}) == 3
     assert json.loads((d / "state.json").read_text())["tasks"]["sum"]["status"] == "done"
     # the trial that was running when the driver died went on from its checkpoint
-    assert any(t.get("resumed_from_epoch", 0) >= 1 for t in trials), trials
+    killed = [t for t in trials if t["trial_id"] == tid]
+    assert killed and killed[0].get("resumed_from_epoch") == at_kill["epoch"], (at_kill, trials)
 
     # then rerun the best config with two seeds and one epoch
     r = subprocess.run(
@@ -264,20 +270,26 @@ def _wait_started(proc, what: str):
     raise AssertionError(f"{what} did not start in 120 s: {''.join(lines)[-2000:]}")
 
 
+CUT_EPOCHS = 8  # long trials (8 epochs of 8192 sequences): host 2 is cut with 3+ epochs of its trial to go
+
+
 def _two_hosts(tmp_path: Path, name: str, cut_off: bool):
+    """Run a study on hosts 10.77.0.1 (head) and 10.77.0.2, one CPU each. With `cut_off`, every process of
+    host 2 is killed while its trial is provably running and checkpointed; returns what was cut."""
     port = 6390
     cfg = write_study(
         tmp_path / "s.yaml",
         tmp_path,
         name,
-        num_samples=4,
-        epochs=4 if cut_off else 2,
-        train_size=2048 if cut_off else 512,
+        num_samples=3 if cut_off else 4,
+        epochs=CUT_EPOCHS if cut_off else 2,
+        train_size=8192 if cut_off else 512,
         cpus_per_trial=1,
         max_failures=3,
     )
     cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))
     tmp = f"/tmp/sq{uuid.uuid4().hex[:6]}"
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 - closed below, after the driver exits
     with netns_hosts(2) as (h1, h2):
         head = _start_node(
             h1,
@@ -313,70 +325,79 @@ def _two_hosts(tmp_path: Path, name: str, cut_off: bool):
                     "--no-report",
                 ],
                 env=ray_env(),
-                stdout=subprocess.PIPE,
+                stdout=log,
                 stderr=subprocess.STDOUT,
-                text=True,
             )
+            cut = None
             if cut_off:
-                # both running trials (one per host) have a checkpoint: cut host 2 off now
-                wait_for(
-                    lambda: (
-                        len(list((tmp_path / name / "tune" / "sum").glob("*/checkpoint_000000"))) >= 2
-                        or driver.poll() is not None
-                    ),
-                    300,
-                    "a checkpoint on each host",
-                )
-                kill_pids(session_pids(worker.pid) | descendants(worker.pid) | {worker.pid})  # host 2 dies
-            out, _ = driver.communicate(timeout=600)
+                # Tune's saved state has a trial RUNNING on host 2 with a checkpoint, 3+ epochs from its end
+                exp = tmp_path / name / "tune" / "sum"
+                tid, seen = wait_mid_trial(exp, CUT_EPOCHS, driver, timeout=480, node_ip="10.77.0.2")
+                kill_pids(netns_pids(h2))  # host 2 dies: every process in it at once
+                worker.wait(timeout=60)
+                wait_for(lambda: not netns_pids(h2), 60, "host 2's processes to be gone")
+                cut = {"trial_id": tid, "epoch": seen["epoch"], "checkpointed": epochs_checkpointed(seen["dir"])}
+            driver.wait(timeout=600)
         finally:
             for p in [head] + ([worker] if "worker" in locals() else []):
                 kill_pids(session_pids(p.pid) | descendants(p.pid) | {p.pid})
             subprocess.run(["rm", "-rf", tmp])
+            log.close()
+    out = (tmp_path / "driver.log").read_text()
     assert driver.returncode == 0, out[-4000:]
-    return _trials(tmp_path / name), out
+    return _trials(tmp_path / name), out, cut
 
 
 @needs_netns
 def test_two_host_cluster_runs_trials_on_both_hosts(tmp_path):
-    trials, out = _two_hosts(tmp_path, "twohost", cut_off=False)
+    trials, out, _ = _two_hosts(tmp_path, "twohost", cut_off=False)
     assert len(trials) == 4 and {t["status"] for t in trials} == {"ok"}
     assert {t["node_ip"] for t in trials} == {"10.77.0.1", "10.77.0.2"}, out[-2000:]
 
 
 @needs_netns
 def test_two_host_cluster_survives_losing_a_host(tmp_path):
-    trials, out = _two_hosts(tmp_path, "cutoff", cut_off=True)
-    assert len(trials) == 4 and {t["status"] for t in trials} == {"ok"}, trials
-    # the trial that was on host 2 failed there and went on from its checkpoint on host 1
-    errored = list((tmp_path / "cutoff" / "tune" / "sum").glob("*/error.txt"))
-    assert errored, out[-2000:]
-    resumed = [t for t in trials if t.get("resumed_from_epoch")]
-    assert resumed and {t["node_ip"] for t in resumed} == {"10.77.0.1"}, trials
+    trials, out, cut = _two_hosts(tmp_path, "cutoff", cut_off=True)
+    assert len(trials) == 3 and {t["status"] for t in trials} == {"ok"}, trials
+    # host 2 died with its trial unfinished (nothing of host 2 runs any more, nothing else has resumed it yet)
+    assert 1 <= cut["checkpointed"] < CUT_EPOCHS, cut
+    # that trial errored there, then went on from a checkpoint at least as late as the one Tune held, on host 1
+    exp = tmp_path / "cutoff" / "tune" / "sum"
+    assert (tune_snapshot(exp)[cut["trial_id"]]["dir"] / "error.txt").is_file(), out[-2000:]
+    moved = [t for t in trials if t["trial_id"] == cut["trial_id"]]
+    assert moved and moved[0]["node_ip"] == "10.77.0.1", (cut, trials)
+    assert cut["epoch"] <= moved[0].get("resumed_from_epoch", 0) <= cut["checkpointed"], (cut, trials)
 
 
 def test_ctrl_c_leaves_a_resumable_study(tmp_path):
-    cfg = write_study(tmp_path / "s.yaml", tmp_path, "ctrlc", num_samples=2, epochs=3, train_size=1024)
+    # FIFO, one trial at a time: Ctrl-C comes once Tune's saved state holds a finished trial and a running
+    # one with a checkpoint, 3+ epochs from its end; the resume then goes on from that trial's checkpoint
+    epochs = 8
+    cfg = write_study(tmp_path / "s.yaml", tmp_path, "ctrlc", num_samples=2, epochs=epochs, train_size=8192)
+    cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))
     env = ray_env()
-    proc = _popen(SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"], env)
-    lines, seen = [], set()
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            seen |= _ours(proc)
-            if "[sum] trial 1/2" in line:
-                os.kill(proc.pid, signal.SIGINT)
-                break
-        out = "".join(lines) + proc.stdout.read()
-        proc.wait(timeout=120)
-    finally:
-        kill_pids(seen - {os.getpid(), proc.pid})
+    launch = SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"]
+    proc = _popen(launch, env, tmp_path / "driver.log")
     d = tmp_path / "ctrlc"
+    exp = d / "tune" / "sum"
+    seen: set[int] = set()
+    try:
+        tid, _ = wait_mid_trial(exp, epochs, proc, timeout=480, finished=1)
+        seen |= _ours(proc)
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=180)
+    finally:
+        kill_pids((seen | _ours(proc)) - {os.getpid()} - ({proc.pid} if proc.poll() is not None else set()))
+    out = (tmp_path / "driver.log").read_text()
     assert proc.returncode == 130, out[-3000:]
     assert f"seqsum study resume {d}" in out
     assert json.loads((d / "state.json").read_text())["tasks"] == {}
+    stopped = tune_snapshot(exp)[tid]  # what Tune saved on the way out: the trial unfinished, checkpointed
+    assert stopped["status"] not in ("TERMINATED", "ERROR") and stopped["epoch"] >= 1, stopped
     r = subprocess.run(
         SEQSUM + ["study", "resume", str(d), "--no-report"], env=env, capture_output=True, text=True, timeout=600
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert len(_trials(d)) == 2 and len(_optuna_trials(d, "ctrlc/sum")) == 2
+    trials = _trials(d)
+    assert len(trials) == 2 and len(_optuna_trials(d, "ctrlc/sum")) == 2
+    assert [t.get("resumed_from_epoch") for t in trials if t["trial_id"] == tid] == [stopped["epoch"]], trials
