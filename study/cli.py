@@ -7,7 +7,6 @@ import argparse
 from seqsum.config import ConfigError
 
 from .config import StudyConfig, load_preset, preset_names
-from .session import embedded_environment
 
 try:
     from seqsum.cli import parse_set
@@ -39,28 +38,19 @@ def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
     return cfg
 
 
-def _prepare(a: argparse.Namespace) -> None:
-    """Before anything imports Ray: the embedded mode's loopback switch (see study/session.py)."""
-    if a.address is None:
-        embedded_environment()
-
-
 def cmd_launch(a: argparse.Namespace) -> int:
-    _prepare(a)
     from .runner import launch
 
     return _guard(lambda: launch(study_config_from_args(a), address=a.address, report=not a.no_report))
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    _prepare(a)
     from .runner import resume
 
     return _guard(lambda: resume(a.study_dir, address=a.address, report=not a.no_report))
 
 
 def cmd_rerun(a: argparse.Namespace) -> int:
-    _prepare(a)
     from .rerun import rerun
 
     if a.resume:

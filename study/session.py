@@ -16,9 +16,11 @@ from seqsum.config import ConfigError
 # Ray reads this variable when `ray` is first imported (into a module constant) and again in every
 # process it starts. Set to 0, an embedded single-node Ray binds every listener and connection to
 # 127.0.0.1 (Ray's default listens on all interfaces). There is no public API for this: the variable
-# is the public switch, and it must be in os.environ before `import ray`, which is why the CLI calls
-# `embedded_environment()` before importing anything that imports Ray. It refuses multi-node
-# clusters, so it is set only for the embedded mode, never for a driver joining a cluster.
+# is the public switch, and it must be in os.environ before the process's first `import ray`. So every
+# import of ray in study/ is lazy and `ray_session` sets the variable just before its own import (the
+# CLI imports nothing of Ray before that; set it yourself before importing ray if you embed seqsum).
+# It refuses multi-node clusters, so it is set only for the embedded mode, never for a driver joining
+# a cluster.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from seqsum.cli import main
-from seqsum.config import ConfigError, RunConfig
-from study.config import SEED_POINT, StudyConfig, load_preset, preset_names, suggest
+from seqsum.config import LOSSES, ConfigError, RunConfig
+from study.config import StudyConfig, load_preset, preset_names
+from study.space import SEED_POINT, suggest
 
 
 def test_every_shipped_preset_parses_and_builds_run_configs():
@@ -164,3 +165,52 @@ def test_study_help():
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 0
+
+
+def test_space_names_run_config_keys_directly():
+    d = load_preset("smoke").to_dict()
+    d["what"]["space"] = {
+        "train.loss": {"choices": ["mse", "classify"]},
+        "model.dropout": {"low": 0.0, "high": 0.5},
+        "train.standardize": {"choices": [False, True], "when": {"train.loss": "mse"}},
+    }
+    cfg = StudyConfig.from_dict(d)
+    run = cfg.run_config("product", {"train.loss": "classify", "model.dropout": 0.25})
+    assert run.train.loss == "classify" and run.model.dropout == 0.25 and run.train.task == "product"
+    assert cfg.families() == ["mse", "classify"]
+    assert cfg.first_points() == [{"train.loss": "mse"}, {"train.loss": "classify"}]
+    for bad in ("model.width", "train.task", "nosection.x"):
+        d2 = load_preset("smoke").to_dict()
+        d2["what"]["space"][bad] = {"low": 1, "high": 4}
+        with pytest.raises(ConfigError, match=bad.replace(".", r"\.")):
+            StudyConfig.from_dict(d2)
+
+
+def test_every_loss_family_is_enqueued_before_the_sampler():
+    smoke = load_preset("smoke")
+    assert smoke.first_points() == [{"loss": f} for f in LOSSES]
+    assert smoke.how.num_samples >= len(LOSSES)  # so a smoke study always has every family
+    full = load_preset("full").first_points()  # the original model (mse) first, then the other families
+    assert full[0] == load_preset("full").seed_point() and full[1:] == [{"loss": "log"}, {"loss": "classify"}]
+
+
+def test_base_run_is_built_once_per_study_config():
+    cfg = load_preset("quick")
+    assert cfg.base_run("sum") is cfg.base_run("sum")
+
+
+def test_resources_no_node_has_fail_fast_with_one_line(tmp_path):
+    """A per-trial request beyond what any node (here: this machine) has: exit 2 within seconds, nothing written."""
+    t0 = time.time()
+    r = subprocess.run(
+        [sys.executable, "-m", "seqsum", "study", "launch", "--preset", "smoke", "--storage", str(tmp_path / "st")]
+        + ["--gpus-per-trial", "64"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    err = [line for line in r.stderr.splitlines() if line.startswith("seqsum:")]
+    assert len(err) == 1 and "64 GPU(s)" in err[0] and "this machine has" in err[0], r.stderr
+    assert time.time() - t0 < 30
+    assert not (tmp_path / "st").exists()
