@@ -33,6 +33,8 @@ from raytools import (
     write_study,
 )
 
+from study.config import load_preset
+
 # only a missing root skips these; as root, a network namespace that cannot be made fails the test
 needs_netns = pytest.mark.skipif(NOT_ROOT is not None, reason=NOT_ROOT or "")
 
@@ -85,11 +87,12 @@ def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
     assert not bad, f"embedded Ray listened on non-loopback addresses {bad}"
 
     d = tmp_path / "smoke"
+    n = load_preset("smoke").to_dict()["how"]["num_samples"]
     state = json.loads((d / "state.json").read_text())
     assert {t: s["status"] for t, s in state["tasks"].items()} == {"sum": "done", "product": "done"}
     for task in ("sum", "product"):
         trials = _trials(d, task)
-        assert len(trials) == 2 and {t["status"] for t in trials} == {"ok"}
+        assert len(trials) == n and {t["status"] for t in trials} == {"ok"}
         for t in trials:
             folder = d / "trials" / task / t["trial_id"]
             files = ["config.json", "metrics.jsonl", "checkpoint.pt", "summary.json"]
@@ -99,14 +102,14 @@ def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
             for f in files:
                 assert (folder / f).is_file(), f"{folder}/{f}"
         ot = _optuna_trials(d, f"smoke/{task}")
-        assert len(ot) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ot)
+        assert len(ot) == n and all(t.state == optuna.trial.TrialState.COMPLETE for t in ot)
         assert sorted(t.user_attrs["tune_trial_id"] for t in ot) == sorted(t["trial_id"] for t in trials)
     # the injected failure: exactly one trial raised after epoch 1 and was resumed from that checkpoint
     failed = marker.read_text()
     retried = [t for t in _trials(d, "sum") + _trials(d, "product") if t.get("resumed_from_epoch")]
     assert [t["trial_id"] for t in retried] == [failed] and retried[0]["resumed_from_epoch"] == 1
     rows = (d / "trials.csv").read_text().splitlines()
-    assert len(rows) == 1 + 4
+    assert len(rows) == 1 + 2 * n
 
 
 def test_resume_after_driver_sigkill(tmp_path):
