@@ -117,11 +117,17 @@ def build_setups(runs: pd.DataFrame, cache: Path | None, train: bool, notes: lis
         split = json.dumps({k: getattr(cfg.data, k) for k in SPLIT_FIELDS}, sort_keys=True)
         try:
             pools[split] = pools.get(split) or load_pools(cfg.data)
+        except ConfigError as e:
+            notes.append(f"{r.task}, {r.family}: no baselines or reference (the digits could not be loaded: {e})")
+            continue
+        try:
             ref = get_reference(cfg.data, cfg.model, pools[split], cache, train, notes)
         except ConfigError as e:
-            notes.append(f"{r.task}, {r.family}: no baselines or reference ({e})")
-            continue
-        if ref is None:
+            notes.append(f"{r.task}, {r.family}: no reference ({e})")
+            ref = False
+        if ref is False:
+            ref = None
+        elif ref is None:
             notes.append(f"{r.task}, {r.family}: no reference (training it was turned off and none is cached)")
         else:
             how = "cached" if ref.info.get("cached") else f"trained in {ref.info['train_seconds']}s"

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import plots
 from .baselines import per_family, yardstick_table
-from .compare import COMPARED_METRICS, describe, seed_table, verdict
+from .compare import COMPARED_METRICS, describe, rate_interval, seed_table, verdict
 from .doc import Doc
 from .scores import pair_cells, per_bin, per_length, per_target
 
@@ -54,7 +54,7 @@ def comparison(ctx: Ctx, doc: Doc, headline: list[str]) -> None:
         doc.p(
             f"Compared ({', '.join(dict.fromkeys(reps.task))}): the replicates (`seqsum study rerun --per-family`): "
             "each family's best search configuration retrained with fresh seeds and one shared budget "
-            f"({', '.join(map(str, epochs)) or '?'} epochs). Each number is the mean over seeds with its 95% "
+            f"({', '.join(map(str, epochs)) or '?'} epoch(s)). Each number is the mean over seeds with its 95% "
             "bootstrap interval over seeds, then the per-seed values."
         )
     single = [t for t in dict.fromkeys(runs.task) if t not in set(reps.task)]
@@ -69,7 +69,7 @@ def comparison(ctx: Ctx, doc: Doc, headline: list[str]) -> None:
         lines = []
         for family, g in c.groupby("family", sort=False):
             parts = [f"{r.metric} {describe(r['mean'], r.ci_low, r.ci_high, r.n_seeds, r['values'])}"
-                     for _, r in g.iterrows()]  # fmt: skip
+                     + _wilson(runs, task, family, r) for _, r in g.iterrows()]  # fmt: skip
             ref = _overall(ctx, task, family).get("reference")
             exact = g[g.metric == "test/exact"]
             if ref is not None and not exact.empty and ref.exact > 0:
@@ -92,6 +92,15 @@ def comparison(ctx: Ctx, doc: Doc, headline: list[str]) -> None:
                                                                            cmp.n_seeds)])  # fmt: skip
     doc.table(wide.pivot_table(index=["task", "family"], columns="metric", values="value", aggfunc="first",
                                sort=False).reset_index())  # fmt: skip
+
+
+def _wilson(runs: pd.DataFrame, task: str, family: str, r: pd.Series) -> str:
+    """For one run's test exact: its Wilson 95% interval over the test sequences."""
+    if r.n_seeds != 1 or r.metric != "test/exact" or "test/n" not in runs:
+        return ""
+    run = runs[(runs.task == task) & (runs.family == family)].iloc[0]
+    lo, hi = rate_interval(pd.Series([run["test/exact"]]), pd.Series([run["test/n"]]))
+    return f", Wilson {_iv(lo[0], hi[0])} over its {int(run['test/n'])} test sequences"
 
 
 def _baseline_lines(ctx: Ctx, task: str) -> list[str]:

@@ -1,20 +1,18 @@
-"""analysis/: the report of a study folder, the ceiling classifier, first-layer filters, bad input.
+"""analysis/: the report of a real smoke study (replicated), of a hand-made one, filters, bad input.
 
-Two studies: one real smoke study written by `seqsum study launch` (which writes its report at its
-end), and a small one built by hand from real `seqsum train --smoke` runs as docs/STUDY_LAYOUT.md
-lays it out (params.json, trials.csv, a real Optuna RDB optuna.db, rerun/ with its summary.csv),
-which the bad-input and partial-report tests copy and break.
+Two studies: the session's real smoke study (tests/conftest.py `smoke_study`: launched, then rerun with
+--per-family --seeds 2 --epochs 1), copied before a report is written into it; and a small one built by
+hand from real `seqsum train --smoke` runs (params.json, trials.csv, a real Optuna RDB optuna.db,
+replicates in an older layout), which the bad-input and partial-report tests copy and break.
+Synthetic studies for the tables and the report folder: tests/test_report_*.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +21,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from analysis import tables
 from analysis.filters import random_similarity, similarity
-from analysis.load import load_study, optuna_importances
-from analysis.report import SECTIONS, build_report
+from analysis.load import load_study
+from analysis.optuna_db import optuna_importances
+from analysis.report import CACHE, SECTIONS, build_report
 from seqsum.cli import main
+from seqsum.config import LOSSES, RunConfig
+from seqsum.data import eval_sets, load_pools
 
 NAME = "fixture"
 # (task, loss, extra flags): the product in two loss families and two width buckets.
@@ -92,22 +92,9 @@ def make_study(root: Path) -> Path:
         )
     storage.engine.dispose()
     pd.DataFrame(rows).to_csv(d / "trials.csv", index=False)
-    # Reruns of the product's classify config: two more seeds.
-    reruns = []
+    # Replicates in an older layout: run folders under rerun/ whose identity is only in config.json.
     for seed in (1, 2):
-        s = smoke_run(d / "rerun" / "product" / "1-t02p" / f"seed={seed}", "product", "classify", "--seed", str(seed))
-        reruns.append(s)
-    stats = pd.DataFrame(reruns)[["test/exact", "test/mae"]].agg(["mean", "std", "count"]).T
-    pd.DataFrame(
-        {
-            "task": "product",
-            "trial_id": "t02p",
-            "metric": stats.index,
-            "mean": stats["mean"].values,
-            "std": stats["std"].values,
-            "n": stats["count"].values,
-        }
-    ).to_csv(d / "rerun" / "summary.csv", index=False)
+        smoke_run(d / "rerun" / "product" / f"old-{seed}", "product", "classify", "--seed", str(seed))
     return d
 
 
@@ -148,28 +135,68 @@ def check_sections(report: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_study(tmp_path_factory) -> Path:
-    """The one real smoke study of this file: `seqsum study launch --preset smoke`, report included."""
-    root = tmp_path_factory.mktemp("real")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    argv = [
-        sys.executable,
-        "-m",
-        "seqsum",
-        "study",
-        "launch",
-        "--preset",
-        "smoke",
-        "--storage",
-        str(root),
-        "--name",
-        "smoke",
-    ]
-    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-    assert "report: " in r.stdout, r.stdout[-3000:]
-    return root / "smoke"
+def smoke_report(smoke_study, tmp_path_factory) -> Path:
+    """The report of a copy of the real smoke study (the fixture itself stays as it is)."""
+    d = tmp_path_factory.mktemp("smoke-copy") / "smoke"
+    shutil.copytree(smoke_study, d)
+    before = snapshot(d)
+    out = build_report(d)
+    assert snapshot(d) == before, "the report changed files of the study outside report/"
+    return out
+
+
+def test_smoke_study_replicated_comparison(smoke_study, smoke_report):
+    """The Done-when of issue 11 on a real smoke study: comparison.csv, intervals, pair cells, baselines."""
+    out = smoke_report
+    check_sections(out)
+    check_pngs(out)
+    cmp = pd.read_csv(out / "tables" / "comparison.csv")
+    assert list(cmp.columns) == ["task", "family", "metric", "n_seeds", "mean", "ci_low", "ci_high"]
+    for task in ("sum", "product"):
+        c = cmp[cmp.task == task]
+        assert set(c.family) == set(LOSSES), task  # every family of the search space replicated
+        assert {"test/exact", "test/mae", "test/mse", "pairs/9x9/exact"} <= set(c.metric)
+    assert set(cmp.n_seeds) == {2} and (cmp.ci_low <= cmp["mean"] + 1e-12).all() and cmp.ci_low.notna().all()
+    for name in ("per_length", "by_bin"):
+        t = pd.read_csv(out / "tables" / f"{name}.csv")
+        assert {"ci_low", "ci_high", "reference", "share_of_reference"} <= set(t.columns), name
+        assert t.ci_low.notna().all() and set(t.family) == set(LOSSES), name
+    pairs = pd.read_csv(out / "tables" / "pairs.csv")
+    assert len(pairs) == 2 * 3 * 100 and (pairs.n / pairs.n_seeds >= 200).all()
+    assert {"reference", "reference_ci_low", "below_reference"} <= set(pairs.columns)
+    base = pd.read_csv(out / "tables" / "baselines.csv")
+    assert set(base.predictor) == {"most_frequent", "train_mean", "reference"} and set(base.task) == {"sum", "product"}
+    md = (out / "report.md").read_text()
+    assert "over 2 seeds" in md and "± 0" not in md and "ceiling" not in md.lower()
+    assert re.search(r"(beats|not separated)", md)
+    runs = load_study(smoke_study).replicates
+    assert set(runs.seed) & set(load_study(smoke_study).trials.seed) == set()  # fresh seeds
+
+
+def test_reference_reads_the_very_test_sequences_of_the_run(smoke_study):
+    """eval_sets regenerates exactly the test sequences a replicate was scored on (its predictions.parquet)."""
+    run = Path(load_study(smoke_study).replicates.run_dir.iloc[0])
+    cfg = RunConfig.load(run / "config.json")
+    test = eval_sets(load_pools(cfg.data), cfg.data).test
+    preds = pd.read_parquet(run / "predictions.parquet")
+    assert len(preds) == len(test)
+    assert preds.length.tolist() == test.lengths.tolist()
+    assert preds.digits.map(list).tolist() == [d[:n] for d, n in zip(test.digits.tolist(), test.lengths.tolist())]
+
+
+def test_second_report_reads_the_cache_and_touches_nothing_else(smoke_report, capsys):
+    d = smoke_report.parent
+    before = snapshot(d)
+    cache = {p: p.stat().st_mtime_ns for p in (smoke_report / CACHE).rglob("*")}
+    assert cache and main(["report", str(d)]) == 0
+    assert "(cached)" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (smoke_report / CACHE).rglob("*")} == cache
+    run = next((d / "trials" / "product").iterdir())
+    assert main(["filters", str(run)]) == 0  # default: into the study's report/figures, cached classifier
+    assert "matched |cosine|" in capsys.readouterr().out
+    check_pngs(smoke_report)
+    assert (smoke_report / "figures" / f"filters-product-{run.name}.png").is_file()
+    assert snapshot(d) == before, "the report changed files of the study outside report/"
 
 
 @pytest.fixture(scope="session")
@@ -178,101 +205,47 @@ def study(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def report(study, smoke_study) -> Path:
-    # Same data split and first-layer shape as the smoke study: its cached classifier serves here too.
-    shutil.copytree(smoke_study / "report" / "ceiling", study / "report" / "ceiling")
+def report(study) -> Path:
     before = snapshot(study)
     out = build_report(study)
     assert snapshot(study) == before, "the report changed files of the study outside report/"
     return out
 
 
-def test_smoke_study_report_has_every_section(smoke_study):
-    """The report `seqsum study launch` wrote at its end, from a real study."""
-    out = smoke_study / "report"
-    check_sections(out)
-    check_pngs(out)
-    md = (out / "report.md").read_text()
-    trials = pd.read_csv(smoke_study / "trials.csv", dtype={"trial_id": str})
-    best = tables.rank(trials, "valid/exact", "max").groupby("task").head(1)  # ties: lower valid MAE
-    for _, r in best.iterrows():
-        assert f"{r.task}: best trial" in md and f"test exact {r['test/exact']:.3f} vs ceiling" in md
-    assert (out / "ceiling").is_dir() and list((out / "ceiling").glob("*/classifier.pt"))
-
-
-def test_smoke_study_second_report_is_cached_and_touches_nothing_else(smoke_study, capsys):
-    before = snapshot(smoke_study)
-    cached = {p: p.stat().st_mtime_ns for p in (smoke_study / "report" / "ceiling").rglob("*")}
-    assert main(["report", str(smoke_study)]) == 0
-    assert "(cached)" in capsys.readouterr().out
-    assert {p: p.stat().st_mtime_ns for p in (smoke_study / "report" / "ceiling").rglob("*")} == cached
-    run = next((smoke_study / "trials" / "product").iterdir())
-    assert main(["filters", str(run)]) == 0  # default: into the study's report/figures, cached classifier
-    assert "matched |cosine|" in capsys.readouterr().out
-    check_pngs(smoke_study / "report")
-    assert (smoke_study / "report" / "figures" / f"filters-product-{run.name}.png").is_file()
-    assert snapshot(smoke_study) == before, "the report changed files of the study outside report/"
-
-
-def test_report_has_every_section_figure_and_table(report):
+def test_hand_made_study_with_older_replicates(study, report):
     check_sections(report)
     check_pngs(report)
     names = {p.stem for p in (report / "figures").glob("*.png")}
-    assert {
-        "error_by_target",
-        "magnitude_loss",
-        "magnitude_bucket",
-        "pairs_sum",
-        "pairs_product",
-        "ceiling",
-        "best_so_far",
-        "learning_curves",
-        "filters_sum",
-        "filters_product",
-    } <= names
-    for name in (
-        "trials",
-        "epochs",
-        "per_target",
-        "by_bin",
-        "pairs",
-        "pair_verdicts",
-        "ceiling",
-        "top_configs",
-        "filters",
-    ):
+    assert {"magnitude", "error_by_target", "per_length", "pairs_sum", "pairs_product", "best_so_far",
+            "learning_curves", "filters_sum", "filters_product"} <= names  # fmt: skip
+    for name in ("trials", "epochs", "per_target", "by_bin", "pairs", "pair_verdicts", "baselines", "comparison",
+                 "per_length", "top_configs", "filters"):  # fmt: skip
         assert len(pd.read_csv(report / "tables" / f"{name}.csv")) > 0, name
-
-
-def test_sentences_come_from_the_numbers(study, report):
+    s = load_study(study)
+    assert len(s.replicates) == 2 and set(s.replicates.family) == {"classify"} and set(s.replicates.seed) == {1, 2}
+    cmp = pd.read_csv(report / "tables" / "comparison.csv").set_index(["task", "family", "metric"])
+    assert cmp.loc[("product", "classify", "test/exact"), "n_seeds"] == 2  # product: the replicates
+    assert cmp.loc[("sum", "mse", "test/exact"), "n_seeds"] == 1  # sum: no replicates, its best trial
     md = (report / "report.md").read_text()
-    trials = pd.read_csv(report / "tables" / "trials.csv", dtype={"trial_id": str})
-    for _, r in trials.iterrows():  # one trial per task and loss family: each is its family's best
-        assert f"{r.task}, {r.loss} ({r.trial_id}): exact {r['test/exact']:.2f} vs ceiling" in md
+    assert "No replicates for sum" in md and "(n = 1 seed)" in md
+    ref = json.loads(next((report / CACHE).glob("*/reference.json")).read_text())
+    assert ref["accuracy"] > 0.85 and f"accuracy {ref['accuracy']:.3f}" in md
     pairs = pd.read_csv(study / "trials" / "product" / "t02p" / "pairs.csv")
-    nine = pairs[(pairs.a == 9) & (pairs.b == 9)].iloc[0]
-    assert f"product, classify (t02p): 9x9: {round(nine.exact * nine.n)}/{int(nine.n)} correct" in md
-    ceiling = json.loads(next((report / "ceiling").glob("*/ceiling.json")).read_text())
-    assert f"p = {ceiling['accuracy']:.3f}" in md
-    assert ceiling["accuracy"] > 0.9  # the simple CNN reads single digits well
-    assert "K=4: " + f"{ceiling['accuracy'] ** 4:.2f}" in md
-    assert "rerun test/exact" in md and "±" in md  # the rerun summary beside the top configs
+    assert int(pairs.n.iloc[0]) >= 1
 
 
 def test_cli_report_without_the_classifier_and_filters(study, report, tmp_path, capsys):
-    assert main(["report", str(study), "--out", str(tmp_path / "r"), "--no-ceiling"]) == 0
+    assert main(["report", str(study), "--out", str(tmp_path / "r"), "--no-reference"]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "no ceiling (training the simple CNN was turned off and none is cached)" in md
-    assert "## The ceiling\n\nNo ceiling" in md
+    assert "no reference (training it was turned off and none is cached)" in md
+    assert "most frequent target" in md  # the constant baselines are there without the classifier
     check_sections(tmp_path / "r")
     check_pngs(tmp_path / "r")
     png = tmp_path / "f.png"
-    assert (
-        main(["filters", str(study / "trials" / "sum" / "t00s"), "--out", str(png), "--cache", str(report / "ceiling")])
-        == 0
-    )
+    argv = ["filters", str(study / "trials" / "sum" / "t00s"), "--out", str(png), "--cache", str(report / CACHE)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert re.search(r"matched \|cosine\| to the simple CNN's \d\.\d\d vs \d\.\d\d ± \d\.\d\d for random", out)
+    assert re.search(r"matched \|cosine\| to the reference classifier's \d\.\d\d vs \d\.\d\d", out)
     with Image.open(png) as im:
         assert im.format == "PNG" and im.size[0] > 300
 
@@ -287,6 +260,7 @@ def test_cli_report_without_the_classifier_and_filters(study, report, tmp_path, 
         (["report", "{tmp}"], "is not a study folder"),
         (["report", "{study}/trials.csv"], "is not a folder"),
         (["report", "{study}", "--out", "{study}/study.yaml"], "exists and is not a folder"),
+        (["report", "{study}", "--out", "{study}/trials"], "seqsum did not write"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(study, tmp_path, capsys, args, message):
@@ -314,17 +288,11 @@ def test_missing_rerun_folder_gives_an_honest_partial_report(study, report, tmp_
     d = tmp_path / NAME
     shutil.copytree(study, d, ignore=shutil.ignore_patterns("rerun"))
     before = snapshot(d)
-    out = build_report(d, train_ceiling=False)  # the ceiling cache came along with report/
+    out = build_report(d, train_reference=False)  # the reference cache came along with report/
     assert snapshot(d) == before
     md = (out / "report.md").read_text()
-    assert "no reruns (rerun/ is missing or empty)" in md and "(no reruns: one seed each)" in md
-    assert "rerun test/exact" not in md and "p = 0.9" in md
-    # rerun folders without their summary.csv: the statistics come from the folders
-    shutil.copytree(study / "rerun", d / "rerun", ignore=shutil.ignore_patterns("summary.csv"))
-    s = load_study(d)
-    assert "rerun/summary.csv is missing: rerun statistics computed from the rerun folders" in s.notes
-    top = tables.top_configs(s).set_index("trial_id")
-    assert top.loc["t02p", "rerun test/exact"].endswith("(n=2)") and "±" in top.loc["t02p", "rerun test/exact"]
+    assert "no replicates (rerun/ is missing or empty)" in md and "No replicates for sum, product" in md
+    assert " beats " not in md and "accuracy 0." in md
 
 
 def test_importance_from_optuna_db(tmp_path):
@@ -342,73 +310,10 @@ def test_importance_from_optuna_db(tmp_path):
             lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 100 + 1e-4 * t.suggest_int("width", 8, 64),
             n_trials=12 if task == "sum" else 2,
         )
-    imp, skipped = optuna_importances(load_study(d))
+    imp, skipped = optuna_importances(load_study(d).optuna)
     assert set(imp[imp.task == "sum"].param) == {"lr", "width"}
     assert imp[imp.task == "sum"].set_index("param").importance["lr"] > 0.5
     assert skipped == ["product: parameter importance needs >= 4 complete trials, the Optuna study has 2"]
-
-
-def test_magnitude_bins_and_weighted_means():
-    t = pd.Series([0, 1, 9, 10, 99, 100, 999, 1000, 6561])
-    assert list(tables.magnitude_bin("product", t)) == [
-        "0",
-        "1-9",
-        "1-9",
-        "10-99",
-        "10-99",
-        "100-999",
-        "100-999",
-        ">=1000",
-        ">=1000",
-    ]
-    assert list(tables.magnitude_bin("sum", pd.Series([0, 9, 10, 29, 30, 36]))) == [
-        "0-9",
-        "0-9",
-        "10-19",
-        "20-29",
-        ">=30",
-        ">=30",
-    ]
-    pt = pd.DataFrame(
-        {
-            "task": "sum",
-            "selection": "loss",
-            "group": "mse",
-            "trial_id": "x",
-            "target": [3, 5, 12],
-            "n": [1, 3, 2],
-            "exact": [1.0, 0.0, 0.5],
-            "mae": [0.0, 2.0, 1.0],
-            "rel_err": [0.0, 0.4, 0.1],
-        }
-    )
-    b = tables.by_bin(pt).set_index("bin")
-    assert (
-        b.loc["0-9", "n"] == 4
-        and b.loc["0-9", "exact"] == pytest.approx(0.25)
-        and b.loc["0-9", "mae"] == pytest.approx(1.5)
-    )
-    assert b.loc["10-19", "exact"] == pytest.approx(0.5)
-
-
-def test_pair_verdict_counts_the_9x9_cell():
-    grid = pd.DataFrame(
-        [
-            {
-                "task": "product",
-                "group": "mse",
-                "trial_id": "x",
-                "a": a,
-                "b": b,
-                "n": 4,
-                "exact": 0.25 if (a, b) == (9, 9) else 1.0,
-            }
-            for a in range(10)
-            for b in range(10)
-        ]
-    )
-    v = tables.pair_verdicts(grid).iloc[0]
-    assert v.verdict.startswith("9x9: 1/4 correct; whole grid 0.99 exact; 1x9: 4/4; weakest row a=9")
 
 
 def test_filter_similarity_finds_a_permuted_sign_flipped_bank():
