@@ -147,3 +147,28 @@ def _restore_torch_rng():
     state = torch.get_rng_state()
     yield
     torch.set_rng_state(state)
+
+
+# --- one real smoke study, shared by every test that reads a study folder ---------------------------
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """`seqsum study launch --preset smoke` (report included) then `seqsum study rerun STUDY --per-family
+    --seeds 2 --epochs 1`, each in its own process on an embedded Ray (about two minutes on 2 cores).
+    Tests must not change it: copy it first (shutil.copytree) to modify anything."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("smoke")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    seqsum = [sys.executable, "-m", "seqsum", "study"]
+    d = root / "smoke"
+    for argv in (
+        ["launch", "--preset", "smoke", "--storage", str(root), "--name", "smoke"],
+        ["rerun", str(d), "--per-family", "--seeds", "2", "--epochs", "1"],
+    ):
+        r = subprocess.run(seqsum + argv, env=env, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, f"seqsum study {argv[0]}: " + (r.stdout + r.stderr)[-4000:]
+        (d.parent / f"{argv[0]}.log").write_text(r.stdout + r.stderr)  # beside the study, not inside it
+    return d
