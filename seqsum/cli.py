@@ -6,12 +6,12 @@ Every bad input ends in one line `seqsum: error: ...` and exit code 2, before an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, ConfigError, RunConfig, preset
+from .config import ConfigError, RunConfig
+from .flags import add_run_config_args, parse_set, refused_with_resume, run_config_from_args
 
 
 class CliError(Exception):
@@ -23,102 +23,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 8,16, got {text!r}") from None
-
-
-def _override(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
-
-
-# flag -> dotted config key
-_FLAGS = {
-    "task": "train.task",
-    "loss": "train.loss",
-    "epochs": "train.epochs",
-    "seed": "train.seed",
-    "device": "train.device",
-    "lr": "train.lr",
-    "batch_size": "train.batch_size",
-    "optimizer": "train.optimizer",
-    "max_len": "data.max_len",
-    "eval_max_len": "data.eval_max_len",
-    "data": "data.source",
-    "data_root": "data.root",
-    "train_size": "data.train_size",
-    "conv_channels": "model.conv_channels",
-    "conv_kernels": "model.conv_kernels",
-    "gru_hidden": "model.gru_hidden",
-    "activation": "model.activation",
-    "dropout": "model.dropout",
-}
-
-
-def add_run_config_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("run configuration (flags override --preset/--config)")
-    g.add_argument("--preset", help=f"start from a named config: {', '.join(PRESETS)} (seed = the original post)")
-    g.add_argument("--config", type=Path, help="start from a JSON/YAML file with sections data/model/train")
-    g.add_argument("--task", help="sum | product")
-    g.add_argument("--loss", help="mse | log | classify")
-    g.add_argument("--max-len", type=int, help="longest training sequence")
-    g.add_argument("--eval-max-len", type=int, help="longest test sequence (extrapolation)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--data", help="mnist5k (embedded) | mnist (full, from --data-root)")
-    g.add_argument("--data-root", help="folder with MNIST (torchvision layout or IDX files, .gz or not)")
-    g.add_argument("--download", action="store_true", help="let torchvision download MNIST into --data-root")
-    g.add_argument("--seed", type=int)
-    g.add_argument("--device", help="auto | cpu | cuda")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--optimizer", help="rmsprop | adam")
-    g.add_argument("--train-size", type=int, help="training sequences per epoch")
-    g.add_argument("--conv-channels", type=_ints, help="CNN width/depth, e.g. 8,16")
-    g.add_argument("--conv-kernels", type=_ints, help="kernel sizes, e.g. 4,3")
-    g.add_argument("--gru-hidden", type=_ints, help="GRU width/depth, e.g. 200,100")
-    g.add_argument("--activation", help="tanh | relu")
-    g.add_argument("--dropout", type=float)
-    g.add_argument("--standardize", action="store_true", help="mse: regress the standardized value")
-    g.add_argument(
-        "--set",
-        dest="overrides",
-        type=_override,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any config key, e.g. --set data.valid_size=500 (value parsed as JSON)",
-    )
-    g.add_argument("--smoke", action="store_true", help="tiny data and model: finishes in seconds")
-
-
-def run_config_from_args(a: argparse.Namespace) -> RunConfig:
-    if a.preset and a.config:
-        raise CliError("give --preset or --config, not both")
-    cfg = preset(a.preset) if a.preset else RunConfig.load(a.config) if a.config else RunConfig()
-    overrides: dict[str, Any] = {}
-    if a.smoke:
-        smoke = PRESETS["smoke"]
-        overrides.update({f"{s}.{k}": v for s, sec in smoke.items() for k, v in sec.items()})
-    overrides.update({key: getattr(a, flag) for flag, key in _FLAGS.items() if getattr(a, flag, None) is not None})
-    if a.data_root is not None and a.data is None:
-        overrides["data.source"] = "mnist"  # --data-root alone means full MNIST from there
-    if a.download:
-        overrides["data.download"] = True
-    if a.standardize:
-        overrides["train.standardize"] = True
-    overrides.update(dict(a.overrides))
-    return cfg.replace(overrides)
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
@@ -141,14 +45,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 def _check_resume_flags(a: argparse.Namespace) -> None:
     """--resume continues a run with the config in its checkpoint: a config flag would be ignored."""
-    given = [
-        f"--{flag.replace('_', '-')}"
-        for flag in _FLAGS
-        if flag not in ("epochs", "device") and getattr(a, flag) is not None
-    ]
-    given += [f"--{flag}" for flag in ("preset", "config") if getattr(a, flag) is not None]
-    given += [f"--{flag}" for flag in ("smoke", "standardize", "download") if getattr(a, flag)]
-    given += ["--set"] * bool(a.overrides)
+    given = refused_with_resume(a)
     if given:
         raise CliError(
             f"--resume continues with the checkpoint's config; {', '.join(given)} cannot change it "
@@ -262,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print("seqsum: interrupted", file=sys.stderr)
         return 130
 
+
+__all__ = ["CliError", "build_parser", "main", "parse_set"]
 
 if __name__ == "__main__":
     sys.exit(main())

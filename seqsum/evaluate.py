@@ -16,6 +16,9 @@ import torch
 from .data import EvalSets, Pools, Sequences
 from .targets import Codec, target
 
+# The summary.json metrics that reports compare across runs, families and seeds (defined once).
+COMPARED_METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact", "valid/exact")
+
 
 @torch.no_grad()
 def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 1024) -> torch.Tensor:

@@ -392,6 +392,50 @@ def test_unknown_command():
     assert rc == 2 and "'trian'" in stderr and "train" in stderr and len(stderr.strip().splitlines()) == 1
 
 
+# --- one table of flags, one --set parser ------------------------------------------------------------------
+def test_every_run_flag_sets_its_config_key(tmp_path):
+    from seqsum.cli import build_parser
+    from seqsum.flags import RUN_FLAGS, run_config_from_args
+
+    values = {"task": "product", "loss": "log", "data": "mnist", "device": "cpu", "optimizer": "adam"}
+    values |= {"activation": "relu", "data-root": str(tmp_path), "lr": "0.01", "dropout": "0.3"}
+    values |= {"conv-channels": "3,5", "conv-kernels": "3,3", "gru-hidden": "7", "max-len": "5"}
+    values |= {"eval-max-len": "6", "epochs": "4", "seed": "9", "batch-size": "7", "train-size": "99"}
+    argv = []
+    for f in RUN_FLAGS:
+        argv += [f.option] if f.kind is None else [f.option, values[f.name]]
+    cfg = run_config_from_args(build_parser().parse_args(["train", *argv])).to_dict()
+    for f in RUN_FLAGS:
+        section, name = f.key.split(".")
+        want = True if f.kind is None else f.kind(values[f.name])
+        assert cfg[section][name] == want, f.option
+
+
+@pytest.mark.parametrize(
+    "text, parsed",
+    [
+        ("data.valid_size=500", ("data.valid_size", 500)),
+        ("train.lr=1e-3", ("train.lr", 1e-3)),
+        ("model.gru_hidden=[8, 4]", ("model.gru_hidden", [8, 4])),
+        ("data.root=/my/mnist", ("data.root", "/my/mnist")),
+        ("train.grad_clip=null", ("train.grad_clip", None)),
+        (" train.standardize =true", ("train.standardize", True)),
+        ("data.root=a=b", ("data.root", "a=b")),
+    ],
+)
+def test_parse_set(text, parsed):
+    from seqsum.cli import parse_set
+
+    assert parse_set(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["lr=0.1", "train.lr", "optim.lr=1", "train.=1", "train.lr.x=1", "=1"])
+def test_parse_set_refuses_malformed_keys(tmp_path, text):
+    rc, _, stderr = run_cli("train", "--smoke", "--set", text, "--out", tmp_path / "o")
+    assert rc == 2 and len(stderr.strip().splitlines()) == 1 and "KEY=VALUE" in stderr
+    assert not (tmp_path / "o").exists()
+
+
 # --- help ------------------------------------------------------------------------------------------------
 def test_help():
     rc, stdout, _ = run_cli("--help")
