@@ -21,6 +21,8 @@ except ImportError:  # pragma: no cover - until the core defines it
     COMPARED_METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact")
 
 STAT_COLUMNS = ("n_seeds", "mean", "ci_low", "ci_high")
+# A percentile bootstrap of 2 values is their range: too narrow to rank families on. Ranking needs 3 seeds each.
+MIN_SEEDS_TO_RANK = 3
 LOWER_IS_BETTER = ("mae", "mse", "rel_err", "loss")
 
 

@@ -77,7 +77,7 @@ class Comparison:
         return (
             f"{self.label}: {len(self.run)} filters of {self.run.shape[1]}x{self.run.shape[2]}; matched "
             f"|cosine| to the reference classifier's {self.score:.2f} vs {self.random_mean:.2f} "
-            f"± {self.random_std:.2f} (sd) for random filters ({verdict}, z = {z:.1f}); "
+            f"(sd {self.random_std:.2f}) for random filters ({verdict}, z = {z:.1f}); "
             f"{self.init_score:.2f} to the run's own initial filters"
         )
 
@@ -125,7 +125,7 @@ def plot_filters(c: Comparison) -> Figure:
                 ax.set_ylabel("CNN-RNN" if block == 0 else "reference classifier", fontsize=8)
     fig.suptitle(
         f"First-layer filters: {c.label} (top) vs reference classifier, acc {c.reference_accuracy:.3f} (below)\n"
-        f"matched |cos| {c.score:.2f}, random filters {c.random_mean:.2f} ± {c.random_std:.2f}",
+        f"matched |cos| {c.score:.2f}, random filters {c.random_mean:.2f} (sd {c.random_std:.2f})",
         fontsize=9,
     )
     return fig

@@ -53,13 +53,31 @@ def _yardsticks(ax, yard: pd.DataFrame, x: str, with_band: bool = True) -> None:
             sns.lineplot(data=d, x=x, y=name, ax=ax, color=color, ls=":", errorbar=None, label=name.replace("_", " "))
 
 
+def _grid(df: pd.DataFrame, rows_per_task: int, height: float):
+    """A row block per task, a column per family: (figure, axes, [(row, col, task, family)])."""
+    tasks = _tasks(df)
+    per_task = {t: _groups(df[df.task == t]) for t in tasks}
+    cols = max([len(f) for f in per_task.values()] + [1])
+    fig = Figure(figsize=(3.8 * max(cols, 2), height * rows_per_task * len(tasks)), layout="constrained")
+    axes = fig.subplots(rows_per_task * len(tasks), cols, squeeze=False)
+    cells = [(rows_per_task * i, j, t, f) for i, t in enumerate(tasks) for j, f in enumerate(per_task[t])]
+    for i, t in enumerate(tasks):  # panels a task does not use
+        for j in range(len(per_task[t]), cols):
+            for r in range(rows_per_task):
+                axes[rows_per_task * i + r, j].set_visible(False)
+    return fig, axes, cells
+
+
+def _title(ax, task: str, family: str, d: pd.DataFrame) -> None:
+    n = int(d.n_seeds.max()) if not d.empty else 0
+    ax.set_title(f"{task}, {family} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
+
+
 def magnitude_figure(bins: pd.DataFrame, yard: pd.DataFrame) -> Figure:
-    """Exact and MAE per magnitude bin: a column per task x family, bands = 95% intervals over seeds
-    (Wilson for one run); the reference and the constant baselines beside the exact."""
-    panels = [(t, f) for t in _tasks(bins) for f in _groups(bins[bins.task == t])]
-    fig = Figure(figsize=(3.6 * max(len(panels), 2), 6.4), layout="constrained")
-    axes = fig.subplots(2, len(panels), squeeze=False)
-    for j, (task, family) in enumerate(panels):
+    """Exact and MAE per magnitude bin, a column per family and two rows per task; bands = 95% intervals over
+    seeds (Wilson for one run); the reference and the constant baselines beside the exact."""
+    fig, axes, cells = _grid(bins, 2, 3.0)
+    for r, j, task, family in cells:
         labels = [lab for _, _, lab in BINS[task]]
         pos = {lab: i for i, lab in enumerate(labels)}
         d = bins[(bins.task == task) & (bins.family == family)]
@@ -67,40 +85,38 @@ def magnitude_figure(bins: pd.DataFrame, yard: pd.DataFrame) -> Figure:
         y = yard[(yard.task == task) & (yard.family == family)]
         y = y.assign(x=y.value.astype(str).map(pos))
         color = _color(family, j)
-        _bands(axes[0, j], d, "x", "exact", "ci_low", "ci_high", family, color=color, label=family)
-        _yardsticks(axes[0, j], y.dropna(subset=["x"]), "x")
-        _bands(axes[1, j], d, "x", "mae", "mae_ci_low", "mae_ci_high", family, color=color, label=family)
-        n = int(d.n_seeds.max()) if not d.empty else 0
-        axes[0, j].set_title(f"{task}, {family} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
-        axes[0, j].set_ylim(-0.03, 1.03), axes[0, j].set_ylabel("exact" if j == 0 else "")
-        axes[1, j].set_ylabel("MAE" if j == 0 else "")
+        top, low = axes[r, j], axes[r + 1, j]
+        _bands(top, d, "x", "exact", "ci_low", "ci_high", family, color=color, label=family)
+        _yardsticks(top, y.dropna(subset=["x"]), "x")
+        _bands(low, d, "x", "mae", "mae_ci_low", "mae_ci_high", family, color=color, label=family)
+        _title(top, task, family, d)
+        top.set_ylim(-0.03, 1.03), top.set_ylabel("exact" if j == 0 else "")
+        low.set_ylabel("MAE" if j == 0 else "")
         if d.mae.max() > 10:
-            axes[1, j].set_yscale("symlog", linthresh=1)
-        for ax in axes[:, j]:
+            low.set_yscale("symlog", linthresh=1)
+        for ax in (top, low):
             ax.set_xticks(range(len(labels)), labels, fontsize=8)
-            ax.set_xlabel("target magnitude"), ax.grid(alpha=0.3)
+            ax.set_xlabel("target magnitude" if ax is low else ""), ax.grid(alpha=0.3)
             if ax.get_legend():
                 ax.legend(fontsize=7)
     return fig
 
 
 def length_figure(lengths: pd.DataFrame, yard: pd.DataFrame) -> Figure:
-    """Exact per test length, a panel per task x family: the model with its band, the reference with its
-    Wilson band, and the constant baselines."""
-    panels = [(t, f) for t in _tasks(lengths) for f in _groups(lengths[lengths.task == t])]
-    fig = Figure(figsize=(3.6 * max(len(panels), 2), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for j, (task, family) in enumerate(panels):
+    """Exact per test length, a column per family and a row per task: the model with its band, the
+    reference with its Wilson band, and the constant baselines."""
+    fig, axes, cells = _grid(lengths, 1, 3.4)
+    for r, j, task, family in cells:
+        ax = axes[r, j]
         d = lengths[(lengths.task == task) & (lengths.family == family)]
         y = yard[(yard.task == task) & (yard.family == family)]
         y = y.assign(length=y.value.astype(int))
-        _bands(axes[j], d, "length", "exact", "ci_low", "ci_high", family, color=_color(family, j), label=family)
-        _yardsticks(axes[j], y, "length")
-        n = int(d.n_seeds.max()) if not d.empty else 0
-        axes[j].set_title(f"{task}, {family} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
-        axes[j].set_xticks(sorted(d.length.unique())), axes[j].set_ylim(-0.03, 1.03)
-        axes[j].set_xlabel("sequence length"), axes[j].set_ylabel("exact" if j == 0 else "")
-        axes[j].grid(alpha=0.3), axes[j].legend(fontsize=7)
+        _bands(ax, d, "length", "exact", "ci_low", "ci_high", family, color=_color(family, j), label=family)
+        _yardsticks(ax, y, "length")
+        _title(ax, task, family, d)
+        ax.set_xticks(sorted(d.length.unique())), ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("sequence length"), ax.set_ylabel("exact" if j == 0 else "")
+        ax.grid(alpha=0.3), ax.legend(fontsize=7)
     return fig
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import plots
 from .baselines import per_family, yardstick_table
-from .compare import COMPARED_METRICS, describe, rate_interval, seed_table, verdict
+from .compare import COMPARED_METRICS, MIN_SEEDS_TO_RANK, describe, rate_interval, seed_table, verdict
 from .doc import Doc
 from .scores import pair_cells, per_bin, per_length, per_target
 
@@ -114,7 +114,7 @@ def _baseline_lines(ctx: Ctx, task: str) -> list[str]:
                 s = next(x for x in ctx.setups if x.task == task and ", ".join(x.families) == families)
                 value = s.sequences[s.sequences.predictor == "most_frequent"].prediction.iloc[0]
                 what += f" ({value:.0f})"
-            parts.append(f"{what} exact {r.exact:.3f} {_iv(r.ci_low, r.ci_high)}, MAE {r.mae:.2f}, MSE {r.mse:.4g}")
+            parts.append(f"{what} exact {r.exact:.3f} {_iv(r.ci_low, r.ci_high)}, MAE {r.mae:,.2f}, MSE {r.mse:,.1f}")
         out.append(f"{task} yardsticks (for {families}, n = {int(g.n.iloc[0])} test sequences): " + "; ".join(parts))
     return out
 
@@ -125,8 +125,12 @@ def _verdicts(c: pd.DataFrame) -> list[str]:
     for metric in COMPARED_METRICS:
         m = c[c.metric == metric].set_index("family")
         for a, b in combinations(m.index, 2):
-            if min(m.n_seeds[a], m.n_seeds[b]) < 2:
+            n = min(m.n_seeds[a], m.n_seeds[b])
+            if n < 2:
                 out.append(f"{a} vs {b} on {metric}: not separated (one seed: no interval over seeds)")
+            elif n < MIN_SEEDS_TO_RANK:
+                out.append(f"{a} vs {b} on {metric}: not separated ({n} seeds: too few to rank, need "
+                           f"{MIN_SEEDS_TO_RANK})")  # fmt: skip
             else:
                 out.append(verdict(metric, a, (m.ci_low[a], m.ci_high[a]), b, (m.ci_low[b], m.ci_high[b])))
     return out
