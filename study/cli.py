@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from seqsum.cli import parse_set
 from seqsum.config import ConfigError
 
 from .config import StudyConfig, load_preset, preset_names
-
-try:
-    from seqsum.cli import parse_set
-except ImportError:  # until seqsum.cli.parse_set lands: the same KEY=VALUE parser under its old name
-    from seqsum.cli import _override as parse_set
 
 
 def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
@@ -29,10 +25,8 @@ def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
     )
     if a.base:
         d = cfg.to_dict()
-        for key, value in a.base:
+        for key, value in a.base:  # parse_set: key is section.name
             section, _, name = key.partition(".")
-            if section not in ("data", "model", "train") or not name:
-                raise ConfigError(f"--set {key!r}: use data.NAME, model.NAME or train.NAME")
             d["what"]["base"].setdefault(section, {})[name] = value
         cfg = StudyConfig.from_dict(d)
     return cfg

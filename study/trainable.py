@@ -3,8 +3,10 @@
 config (searched params, or {"_rerun": point} for a replicate) -> RunConfig -> train(..., report=...)
 -> tune.report(metrics, checkpoint). The digit pools and the parsed StudyConfig arrive once per worker
 through `tune.with_parameters`. Every epoch leaves a checkpoint (checkpoint.pt + params.json, the
-trial's identity); the last one holds the whole run folder, written by seqsum.results.write_run, so
-everything a trial keeps reaches the storage path through Ray's checkpoint mechanism.
+trial's identity). The last epoch is reported after train() returns: train()'s own model and
+evaluation sets score the test and pair sets (nothing is rebuilt from the checkpoint), and the last
+checkpoint holds the whole run folder, written by seqsum.results.write_run, so everything a trial
+keeps reaches the storage path through Ray's checkpoint mechanism.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqsum.data import Pools, eval_sets
+from seqsum.data import Pools
 from seqsum.evaluate import evaluate
 from seqsum.files import write_json
 from seqsum.results import write_run
-from seqsum.train import load_checkpoint, model_from_checkpoint, save_checkpoint, train
+from seqsum.train import TrainResult, load_checkpoint, save_checkpoint, train
 
 from .collect import PARAMS
 from .config import StudyConfig
@@ -68,51 +70,54 @@ def run_trial(config: dict[str, Any], study: StudyConfig, task: str | None, pool
         info["resumed_from_epoch"] = int(resume["epoch"])
 
     harness = {"checkpoint_seconds": 0.0}
+    last: dict[str, Any] = {}
 
     def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        if metrics["status"] == "diverged" or metrics["epoch"] >= cfg.train.epochs:
+            last.update(metrics=metrics, state=state)  # the final epoch is reported after train() returns
+            return
         t0 = time.perf_counter()
-        metrics = dict(metrics)
-        if metrics["status"] == "diverged":
-            metrics["valid/exact"] = 0.0  # NaN predictions are never exact; keeps the searcher's values finite
-        final = metrics["status"] == "diverged" or metrics["epoch"] >= cfg.train.epochs
         with tempfile.TemporaryDirectory() as d:
-            d = Path(d)
-            save_checkpoint(state, d / "checkpoint.pt")
-            if final:
-                info["checkpoint_seconds"] = harness["checkpoint_seconds"]
-                metrics.update(_write_run_folder(d, state, pools, metrics["status"], info))
-            else:
-                write_json(d / PARAMS, info)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(d)))
+            save_checkpoint(state, Path(d) / "checkpoint.pt")
+            write_json(Path(d) / PARAMS, info)
+            tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(d))
         harness["checkpoint_seconds"] += time.perf_counter() - t0
         marker = os.environ.get(FAIL_ONCE_ENV)
-        if marker and not final and not Path(marker).exists():
+        if marker and not Path(marker).exists():
             Path(marker).write_text(info["trial_id"])
             raise RuntimeError(f"injected failure ({FAIL_ONCE_ENV}) after epoch {metrics['epoch']}")
 
-    train(cfg, pools, report=report, resume=resume)
+    result = train(cfg, pools, report=report, resume=resume)
+    # A trial resumed from its final checkpoint trains nothing: its last epoch is the checkpoint's.
+    metrics = dict(last.get("metrics") or result.history[-1])
+    state = last.get("state") or resume
+    if metrics["status"] == "diverged":
+        metrics["valid/exact"] = 0.0  # NaN predictions are never exact; keeps the searcher's values finite
+    info["checkpoint_seconds"] = harness["checkpoint_seconds"]
+    with tempfile.TemporaryDirectory() as d:
+        save_checkpoint(state, Path(d) / "checkpoint.pt")
+        metrics.update(_write_run_folder(Path(d), cfg, result, state, info))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def _write_run_folder(d: Path, state: dict[str, Any], pools: Pools, status: str, info: dict[str, Any]) -> dict:
-    """Evaluate (status ok) and write the run folder of a finished trial into checkpoint dir `d`;
-    return the test metrics and train_seconds (reported to Tune with the last epoch)."""
+def _write_run_folder(d: Path, cfg, result: TrainResult, state: dict[str, Any], info: dict[str, Any]) -> dict:
+    """Evaluate train()'s own model on train()'s own test and pair sets (status ok) and write the run folder
+    of a finished trial into checkpoint dir `d`; return the test metrics and train_seconds (reported to Tune
+    with the last epoch)."""
     t0 = time.perf_counter()
-    cfg, model, codec = model_from_checkpoint(state)
     ev = None
-    if status == "ok":
-        model.to(pools.device)
-        ev = evaluate(model, codec, pools, eval_sets(pools, cfg.data), cfg.train.task)
-    history = state["history"]
+    if result.status == "ok":
+        ev = evaluate(result.model, result.codec, result.pools, result.sets, cfg.train.task)
     train_seconds = state["train_seconds"]  # every segment of a resumed trial
     params = {
         **info,
-        "status": status,
+        "status": result.status,
         "finished_at": time.time(),
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - t0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    write_run(d, cfg, history, status, train_seconds, evaluation=ev, params=params)
+    write_run(d, cfg, state["history"], result.status, train_seconds, evaluation=ev, params=params)
     return {**(ev.metrics if ev is not None else {}), "train_seconds": train_seconds}
 
 
