@@ -129,7 +129,7 @@ def claim(out: Path) -> list[str]:
             before = list(read_json(out / MARKER).get("files", []))
         except (CorruptFile, AttributeError):  # our own marker, damaged: keep every file, rewrite the marker
             before = []
-    elif out.is_dir() and any(p.name != CACHE for p in out.iterdir()):
+    elif out.is_dir() and not _older_report(out):
         raise ConfigError(
             f"report folder {str(out)!r} holds files seqsum did not write (no {MARKER} marker); "
             "give a new or empty folder with --out"
@@ -141,6 +141,20 @@ def claim(out: Path) -> list[str]:
     except OSError as e:
         raise ConfigError(f"cannot write the report folder {str(out)!r}: {e.strerror}") from None
     return before
+
+
+def _older_report(out: Path) -> bool:
+    """An empty folder, a reference cache only, or a report written before the marker existed (its own
+    names only: index.html, report.md, tables/*.csv, figures/*.png, the classifier cache)."""
+    names = {p.name for p in out.iterdir()}
+    if names <= {CACHE}:
+        return True
+    if not names <= {CACHE, "ceiling", "index.html", "report.md", "tables", "figures"} or "report.md" not in names:
+        return False
+    own = {"tables": ".csv", "figures": ".png"}
+    return all(
+        p.is_file() and p.suffix == ext for sub, ext in own.items() if sub in names for p in (out / sub).iterdir()
+    )
 
 
 def finish(out: Path, before: list[str], written: list[str]) -> None:
@@ -170,7 +184,7 @@ def section_search(ctx: Ctx, doc: Doc) -> None:
     s = ctx.study
     metric, _ = s.metric
     doc.h("The search")
-    doc.p("The search picks configurations (one seed per trial); the comparison above is made on the replicates.")
+    doc.p("The search picks configurations (one seed per trial); the comparison above is made on the compared runs.")
     imp, skipped = optuna_importances(s.optuna)
     ctx.save_table("importance", imp)
     for task, d in imp.groupby("task", sort=False):

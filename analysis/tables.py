@@ -68,7 +68,7 @@ def best_so_far(study: Study) -> pd.DataFrame:
 
 
 def top_configs(study: Study, k: int = 5) -> pd.DataFrame:
-    """The top k finished trials per task with their searched parameters, scores and rerun mean ± std."""
+    """The top k finished trials per task with their searched parameters, scores and replicates' test exact."""
     metric, mode = study.metric
     done = study.finished
     if done.empty:

@@ -114,3 +114,16 @@ def test_comparison_tables_and_separated_sentences(tmp_path, cache):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 8000 and f"figures/{fig}.png" in html
         assert f"figures/{fig}.png" in (out / "report.md").read_text()
     assert "ceiling" not in (out / "report.md").read_text().lower()
+
+
+def test_a_report_written_before_the_marker_is_adopted_and_kept(tmp_path, cache):
+    d = study_with_cache(tmp_path, cache)
+    old = d / "report"
+    (old / "tables").mkdir()
+    (old / "figures").mkdir()
+    (old / "report.md").write_text("# old report\n")
+    (old / "tables" / "ceiling.csv").write_text("a\n1\n")
+    (old / "figures" / "ceiling.png").write_bytes(b"png")
+    build_report(d)
+    assert (old / MARKER).is_file() and "old report" not in (old / "report.md").read_text()
+    assert (old / "tables" / "ceiling.csv").is_file() and (old / "figures" / "ceiling.png").is_file()  # not ours
