@@ -41,7 +41,7 @@ class DataConfig:
     train_size: int = 20_000  # training sequences per epoch
     valid_size: int = 2_000  # fixed validation sequences
     test_size: int = 5_000  # fixed test sequences
-    pairs_per_cell: int = 30  # length-2 test sequences per (a, b) cell of the digit-pair grid
+    pairs_per_cell: int = 200  # distinct length-2 test image pairs per (a, b) cell of the digit-pair grid
 
     @property
     def test_max_len(self) -> int:
@@ -252,7 +252,7 @@ def _problems(c: RunConfig) -> list[str]:
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {},  # the defaults are the post's setup
     "smoke": {
-        "data": {"train_size": 512, "valid_size": 128, "test_size": 256, "pairs_per_cell": 2},
+        "data": {"train_size": 512, "valid_size": 128, "test_size": 256, "pairs_per_cell": 200},
         "model": {"conv_channels": [4], "conv_kernels": [5], "gru_hidden": [16]},
         "train": {"epochs": 2, "batch_size": 64},
     },

@@ -187,7 +187,7 @@ def make_pools(digits: Digits, cfg: DataConfig) -> Pools:
             f"{n} digit images are too few to split with valid_frac={cfg.valid_frac}, test_frac={cfg.test_frac}"
         )
     test, valid, train = perm[:n_test], perm[n_test : n_test + n_valid], perm[n_test + n_valid :]
-    _check_every_digit(digits.labels[test])
+    _test_images_by_digit(digits.labels[test], test, cfg.pairs_per_cell)  # the pair grid fits: fail before writing
     return Pools(
         digits.images, digits.labels, train.sort().values, valid.sort().values, test.sort().values, digits.source
     )
@@ -261,21 +261,49 @@ def sample(
 def pair_grid_sequences(
     pools: Pools, per_cell: int, gen: torch.Generator, device: torch.device | str | None = None
 ) -> Sequences:
-    """Length-2 test sequences, `per_cell` for every (a, b) of digits, for the 10x10 pair grid (CPU draws)."""
+    """Length-2 test sequences for the 10x10 pair grid: for every (a, b) of digits, `per_cell` distinct
+    ordered pairs (i, j) of test-pool images of a and b (no image pair repeats within a cell).
+
+    Drawn on the CPU from `gen`; a cell with fewer than `per_cell` distinct image pairs raises ConfigError."""
     cpu_generator(gen)
     labels, test = pools.labels.cpu(), pools.test.cpu()
-    test_labels = labels[test]
-    by_digit = [test[test_labels == d] for d in range(10)]
-    _check_every_digit(test_labels)
+    by_digit = _test_images_by_digit(labels[test], test, per_cell)
     idx = torch.empty(10, 10, per_cell, 2, dtype=torch.long)
     for a in range(10):
         for b in range(10):
-            for pos, d in ((0, a), (1, b)):
-                pick = torch.randint(0, len(by_digit[d]), (per_cell,), generator=gen)
-                idx[a, b, :, pos] = by_digit[d][pick]
-    idx = idx.reshape(-1, 2)  # (100 * per_cell, 2)
+            na, nb = len(by_digit[a]), len(by_digit[b])
+            flat = _distinct(na * nb, per_cell, gen)  # (per_cell,) distinct indices into the na x nb pairs
+            idx[a, b, :, 0] = by_digit[a][flat // nb]
+            idx[a, b, :, 1] = by_digit[b][flat % nb]
+    idx = idx.reshape(-1, 2)  # (100 * per_cell, 2), cell (a, b) in rows (10 a + b) * per_cell ...
     lengths = torch.full((len(idx),), 2, dtype=torch.long)
     return Sequences(idx, lengths, labels[idx]).to(pools.device if device is None else device)
+
+
+def _test_images_by_digit(test_labels: torch.Tensor, test: torch.Tensor, per_cell: int) -> list[torch.Tensor]:
+    """Test-pool image indices per digit; ConfigError if a digit is missing or a cell cannot hold `per_cell`
+    distinct image pairs (the smallest cell is the rarest digit with itself)."""
+    _check_every_digit(test_labels)
+    by_digit = [test[test_labels == d] for d in range(10)]
+    n, d = min((len(x), d) for d, x in enumerate(by_digit))
+    if n * n < per_cell:
+        raise ConfigError(
+            f"pairs_per_cell={per_cell} is more than cell ({d}, {d}) can hold: the test pool has {n} images of "
+            f"digit {d}, so {n * n} distinct image pairs; allowed: pairs_per_cell <= {n * n} "
+            "(or use more digit images or a larger test_frac)"
+        )
+    return by_digit
+
+
+def _distinct(cap: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k distinct integers in [0, cap), uniformly at random (k <= cap), drawn from the CPU generator `gen`."""
+    if cap <= 65_536 or cap < 8 * k:
+        return torch.randperm(cap, generator=gen)[:k]
+    seen: dict[int, None] = {}  # insertion-ordered: the first k distinct draws
+    while len(seen) < k:
+        for v in torch.randint(0, cap, (2 * k,), generator=gen).tolist():
+            seen.setdefault(v, None)
+    return torch.tensor(list(seen)[:k], dtype=torch.long)
 
 
 @dataclass

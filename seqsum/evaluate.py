@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from .data import EvalSets, Pools, Sequences
+from .stats import wilson
 from .targets import Codec, target
 
 # The summary.json metrics that reports compare across runs, families and seeds (defined once).
@@ -21,14 +22,16 @@ COMPARED_METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact", "va
 
 
 @torch.no_grad()
-def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 1024) -> torch.Tensor:
+def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 4096) -> torch.Tensor:
     """Decoded predictions (n,) float64 for every sequence in `seqs`."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(seqs), batch):
         b = seqs[i : i + batch]
-        out.append(codec.decode(model(pools.images[b.idx], b.lengths)))
+        pooled = getattr(model, "forward_pool", None)  # one CNN pass per distinct image
+        raw = pooled(pools.images, b.idx, b.lengths) if pooled else model(pools.images[b.idx], b.lengths)
+        out.append(codec.decode(raw))
     model.train(was_training)
     return torch.cat(out)
 
@@ -122,15 +125,20 @@ def per_target_table(preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def pair_grid(preds: pd.DataFrame) -> pd.DataFrame:
-    """One row per (a, b) from length-2 predictions: n, target, exact, mae, mean_prediction."""
+    """One row per (a, b) from length-2 predictions: n, target, exact with its Wilson 95% interval
+    (ci_low, ci_high), mae, mean_prediction."""
     two = preds[preds.length == 2]
     ab = pd.DataFrame(two.digits.tolist(), index=two.index, columns=["a", "b"])
     g = pd.concat([ab, two], axis=1).groupby(["a", "b"])
+    n, k = g.size(), g.correct.sum()
+    low, high = wilson(k.to_numpy(), n.to_numpy())
     out = pd.DataFrame(
         {
-            "n": g.size(),
+            "n": n,
             "target": g.target.first(),
-            "exact": g.correct.mean(),
+            "exact": k / n,
+            "ci_low": low,
+            "ci_high": high,
             "mae": g.abs_error.mean(),
             "mean_prediction": g.prediction.mean(),
         }

@@ -104,8 +104,9 @@ def write_idx_pair(
 def mnist_root(tmp_path: Path) -> Path:
     """A torchvision-layout data root (root/MNIST/raw) with small gzipped train and t10k sets."""
     raw = tmp_path / "data" / "MNIST" / "raw"
-    write_idx_pair(raw, "train", *fake_mnist(1600, seed=1), gz=True)
-    write_idx_pair(raw, "t10k", *fake_mnist(400, seed=2), gz=True)
+    # 3,000 images: the 300-image test pool holds >= 22 of every digit, enough for 200 distinct pairs per cell
+    write_idx_pair(raw, "train", *fake_mnist(2400, seed=1), gz=True)
+    write_idx_pair(raw, "t10k", *fake_mnist(600, seed=2), gz=True)
     return tmp_path / "data"
 
 

@@ -95,8 +95,10 @@ def test_per_target_and_pairs_csv(smoke_run):
     assert list(t.columns) == ["target", "n", "exact", "mae", "rmse", "rel_err", "mean_prediction"]
     assert t.n.sum() == SMOKE.data.test_size and t.target.between(0, 36).all()
     g = pd.read_csv(out / "pairs.csv")
-    assert list(g.columns) == ["a", "b", "n", "target", "exact", "mae", "mean_prediction"]
-    assert len(g) == 100 and (g.n == SMOKE.data.pairs_per_cell).all() and (g.target == g.a + g.b).all()
+    assert list(g.columns) == ["a", "b", "n", "target", "exact", "ci_low", "ci_high", "mae", "mean_prediction"]
+    assert SMOKE.data.pairs_per_cell == 200 and RunConfig().data.pairs_per_cell == 200  # every preset
+    assert len(g) == 100 and (g.n == 200).all() and (g.target == g.a + g.b).all()
+    assert ((g.ci_low <= g.exact) & (g.exact <= g.ci_high) & (g.ci_low >= 0) & (g.ci_high <= 1)).all()
 
 
 def test_checkpoint_pt(smoke_run):

@@ -182,6 +182,36 @@ def test_pair_grid_has_every_cell(pools):
     assert torch.equal(pools.labels[s.idx], s.digits)
 
 
+def test_pair_grid_cells_hold_200_distinct_test_image_pairs(pools):
+    s = pair_grid_sequences(pools, 200, gen(0))
+    test = set(pools.test.tolist())
+    assert set(s.idx.flatten().tolist()) <= test
+    for a in range(10):
+        for b in range(10):
+            rows = s.idx[(10 * a + b) * 200 : (10 * a + b + 1) * 200]
+            assert (s.digits[(10 * a + b) * 200 : (10 * a + b + 1) * 200] == torch.tensor([a, b])).all()
+            assert len({tuple(r) for r in rows.tolist()}) == 200, (a, b)  # no image pair repeats
+
+
+def test_pair_grid_distinct_draw_for_a_large_pool(pools):
+    from seqsum.data import _distinct
+
+    big = _distinct(10**9, 300, gen(1))  # drawn without enumerating the 10^9 pairs
+    assert len(set(big.tolist())) == 300 and int(big.min()) >= 0 and int(big.max()) < 10**9
+    assert torch.equal(big, _distinct(10**9, 300, gen(1)))
+    small = _distinct(50, 50, gen(1))
+    assert sorted(small.tolist()) == list(range(50))
+
+
+def test_a_pair_cell_that_cannot_hold_distinct_pairs_is_refused(pools, digits):
+    rarest = min(int((pools.labels[pools.test] == d).sum()) for d in range(10))
+    with pytest.raises(ConfigError, match=f"pairs_per_cell={rarest**2 + 1} .* allowed: pairs_per_cell <= {rarest**2}"):
+        pair_grid_sequences(pools, rarest**2 + 1, gen(0))
+    assert len(pair_grid_sequences(pools, rarest**2, gen(0))) == 100 * rarest**2
+    with pytest.raises(ConfigError, match="pairs_per_cell"):  # make_pools checks it before anything is written
+        make_pools(digits, DataConfig(pairs_per_cell=rarest**2 + 1))
+
+
 def test_pools_to_keeps_everything(pools):
     p = pools.to("cpu")
     assert p.device.type == "cpu" and torch.equal(p.train, pools.train) and p.source == pools.source
@@ -223,9 +253,9 @@ def test_idx_dotted_names(tmp_path):
 
 def test_torchvision_layout_through_the_config(mnist_root):
     d = load_digits(DataConfig(source="mnist", root=str(mnist_root)))
-    assert len(d.labels) == 2000 and str(mnist_root / "MNIST" / "raw") in d.source
+    assert len(d.labels) == 3000 and str(mnist_root / "MNIST" / "raw") in d.source
     pools = make_pools(d, DataConfig(source="mnist", root=str(mnist_root)))
-    assert len(pools.test) == 200
+    assert len(pools.test) == 300
 
 
 def test_corrupted_idx_file_is_one_line_config_error(tmp_path):

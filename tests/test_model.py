@@ -174,3 +174,16 @@ def test_state_dict_is_the_plain_modules():
     keys = set(model.state_dict())
     assert {"grus.0.weight_ih_l0", "grus.0.weight_hh_l0", "grus.1.bias_hh_l0", "head.weight", "cnn.0.weight"} <= keys
     assert keys == {n for n, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_forward_pool_is_forward_on_the_gathered_images(pools, loss):
+    """Inference with one CNN pass per distinct image gives the plain forward's outputs."""
+    model, _ = model_for(loss)
+    seqs = sample(pools, pools.test[:40], 300, 1, 5, torch.Generator().manual_seed(3))  # images repeat
+    with torch.no_grad():
+        plain = model(pools.images[seqs.idx], seqs.lengths)
+    pooled = model.forward_pool(pools.images, seqs.idx, seqs.lengths)
+    assert len(seqs.idx[seqs.mask].unique()) <= 40 < int(seqs.lengths.sum())
+    torch.testing.assert_close(pooled, plain, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(pooled, reference_forward(model, pools.images[seqs.idx], seqs.lengths), atol=1e-4)

@@ -13,6 +13,7 @@ from conftest import tiny_config
 
 from seqsum.config import ConfigError
 from seqsum.evaluate import evaluate, predict, value_metrics
+from seqsum.stats import wilson
 from seqsum.targets import target
 from seqsum.train import (
     load_checkpoint,
@@ -210,8 +211,10 @@ def test_per_target_table(trained):
 def test_pair_grid(trained):
     _, _, ev = trained
     g = ev.pairs
-    assert list(g.columns) == ["a", "b", "n", "target", "exact", "mae", "mean_prediction"]
+    assert list(g.columns) == ["a", "b", "n", "target", "exact", "ci_low", "ci_high", "mae", "mean_prediction"]
     assert len(g) == 100 and (g.n == 3).all()
+    low, high = wilson(g.exact * g.n, g.n)
+    assert np.allclose(g.ci_low, low) and np.allclose(g.ci_high, high) and (g.ci_low <= g.exact).all()
     assert (g.target == g.a * g.b).all()
     nine = g[(g.a == 9) & (g.b == 9)].iloc[0]
     assert ev.metrics["pairs/9x9/exact"] == nine.exact
