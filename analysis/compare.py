@@ -13,12 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from seqsum.evaluate import COMPARED_METRICS  # the metrics every replicate is compared on, defined once
 from seqsum.stats import seed_interval, separated, wilson
-
-try:  # the metrics every replicate is compared on, defined once in seqsum.evaluate
-    from seqsum.evaluate import COMPARED_METRICS
-except ImportError:  # pragma: no cover - until the core defines it
-    COMPARED_METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact")
 
 STAT_COLUMNS = ("n_seeds", "mean", "ci_low", "ci_high")
 # A percentile bootstrap of 2 values is their range: too narrow to rank families on. Ranking needs 3 seeds each.
