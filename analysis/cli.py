@@ -11,10 +11,12 @@ def add_parsers(sub) -> None:
         "report",
         help="write a study's report (HTML, Markdown, CSV tables, PNG figures)",
         description="Read a study folder and write report/index.html, report.md, tables/*.csv and "
-        "figures/*.png into STUDY_DIR/report (or --out). Reads the study; writes nothing else.",
+        "figures/*.png into STUDY_DIR/report (or --out). Compares the replicates of `seqsum study rerun "
+        "--per-family` with intervals, beside constant baselines and the pipeline reference. Writes only its "
+        "own files (a report folder carries a .seqsum-report marker; a non-empty folder without it is refused).",
     )
     r.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the study folder (<storage>/<name>)")
-    r.add_argument("--out", type=Path, help="report folder (default STUDY_DIR/report)")
+    r.add_argument("--out", type=Path, help="new, empty or earlier report folder (default STUDY_DIR/report)")
     r.add_argument(
         "--no-reference",
         action="store_true",
