@@ -283,7 +283,7 @@ def _two_hosts(tmp_path: Path, name: str, cut_off: bool):
         tmp_path / "s.yaml",
         tmp_path,
         name,
-        num_samples=3 if cut_off else 4,
+        num_samples=2 if cut_off else 4,  # cut off: one trial per host
         epochs=CUT_EPOCHS if cut_off else 2,
         train_size=8192 if cut_off else 512,
         cpus_per_trial=1,
@@ -360,7 +360,7 @@ def test_two_host_cluster_runs_trials_on_both_hosts(tmp_path):
 @needs_netns
 def test_two_host_cluster_survives_losing_a_host(tmp_path):
     trials, out, cut = _two_hosts(tmp_path, "cutoff", cut_off=True)
-    assert len(trials) == 3 and {t["status"] for t in trials} == {"ok"}, trials
+    assert len(trials) == 2 and {t["status"] for t in trials} == {"ok"}, trials
     # host 2 died with its trial unfinished (nothing of host 2 runs any more, nothing else has resumed it yet)
     assert 1 <= cut["checkpointed"] < CUT_EPOCHS, cut
     # that trial errored there, then went on from a checkpoint at least as late as the one Tune held, on host 1
