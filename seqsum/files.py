@@ -21,6 +21,9 @@ from typing import IO, Any
 
 from .config import ConfigError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 class CorruptFile(ConfigError):
     """A file that exists but cannot be read back (truncated, not JSON, wrong shape)."""
@@ -32,6 +35,7 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a written file gets the usual permissions
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
