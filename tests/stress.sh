@@ -38,7 +38,7 @@ for _ in $(seq "$burners"); do
     timeout "$limit" "$python" -c 'while True: pass' &
     pids+=($!)
 done
-echo "stress: ${burners} CPU burner(s) (pids ${pids[*]}, at most ${limit} s); ${runs} runs of ${#tests[@]} test(s)"
+echo "stress: ${burners} CPU burner(s) (pids ${pids[*]}, at most ${limit} s); ${runs} runs of: pytest ${tests[*]}"
 
 passed=0
 for i in $(seq "$runs"); do
