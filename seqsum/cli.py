@@ -54,6 +54,7 @@ def _check_resume_flags(a: argparse.Namespace) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from .budget import check_memory
     from .data import load_pools
     from .results import append_metrics, clear_run_folder, finish_run, start_run
     from .train import load_checkpoint, resolve_device, save_checkpoint, train
@@ -86,6 +87,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         _check_out_dir(out, a.overwrite)
         new_folder = True
     resolve_device(cfg.train.device)  # --device cuda without CUDA fails here, before anything is written
+    check_memory(cfg)  # a config this machine cannot hold fails here, before anything is allocated
     pools = load_pools(cfg.data)  # bad data roots fail here, before anything is written
     if new_folder and a.overwrite:
         clear_run_folder(out)  # only seqsum's own files (checked above, before anything was written)

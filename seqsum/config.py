@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("rmsprop", "adam")
 SOURCES = ("mnist5k", "mnist")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**62  # seeds are 0 .. 2^62 - 1: torch.manual_seed takes them, and split_seed + 1,000,003 too
+MAX_CLASSIFY_PRODUCT_LEN = 30  # 246,017 classes, enumerated in ~5 s; the count grows ~ length^4, the time ~ length^5
 
 
 class ConfigError(ValueError):
@@ -162,7 +165,8 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (not a bool, not NaN or +-inf)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _section(kind: type, d: Any, name: str):
@@ -237,14 +241,21 @@ def _problems(c: RunConfig) -> list[str]:
     if not (_is_int(t.batch_size) and t.batch_size >= 1):
         p.append(f"batch_size must be an integer >= 1, got {t.batch_size!r}")
     if not (_is_number(t.lr) and t.lr > 0):
-        p.append(f"lr must be > 0, got {t.lr!r}")
+        p.append(f"lr must be a finite number > 0, got {t.lr!r}")
     if t.grad_clip is not None and not (_is_number(t.grad_clip) and t.grad_clip > 0):
-        p.append(f"grad_clip must be > 0 or null, got {t.grad_clip!r}")
+        p.append(f"grad_clip must be a finite number > 0 or null, got {t.grad_clip!r}")
     for name, v in (("standardize", t.standardize), ("download", d.download)):
         if not isinstance(v, bool):
             p.append(f"{name} must be true or false, got {v!r}")
-    if not _is_int(t.seed):
-        p.append(f"seed must be an integer, got {t.seed!r}")
+    for name, v in (("seed", t.seed), ("split_seed", d.split_seed)):
+        if not (_is_int(v) and 0 <= v < MAX_SEED):
+            p.append(f"{name} must be an integer in 0..{MAX_SEED - 1}, got {v!r}")
+    lengths_ok = _is_int(d.max_len) and (d.eval_max_len is None or _is_int(d.eval_max_len))
+    if lengths_ok and t.loss == "classify" and t.task == "product" and d.test_max_len > MAX_CLASSIFY_PRODUCT_LEN:
+        p.append(
+            f"loss classify on product has one class per achievable product: the longest test sequence "
+            f"(eval_max_len or max_len) must be <= {MAX_CLASSIFY_PRODUCT_LEN} (246,017 classes), got {d.test_max_len}"
+        )
     return p
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .budget import check_memory
 from .config import RunConfig
 from .data import EvalSets, Pools, Sequences, eval_sets, load_pools, sample
 from .evaluate import predict, value_metrics
@@ -158,9 +159,11 @@ def train(
 
     report(metrics, state) is called after every epoch; metrics has `epoch`, `train/loss`,
     `valid/{exact,mae,mse,rel_err}`, `time/epoch_s` and `status`. A non-finite training loss ends
-    the run with status "diverged" (its last metrics are still reported).
+    the run with status "diverged" (its last metrics are still reported). A config that needs more
+    memory than this machine has raises ConfigError first (seqsum.budget.check_memory).
     """
     device = resolve_device(cfg.train.device)
+    check_memory(cfg)  # ConfigError before anything big is allocated
     pools = (pools if pools is not None else load_pools(cfg.data)).to(device)
     sets = eval_sets(pools, cfg.data)
     torch.manual_seed(cfg.train.seed)
