@@ -63,6 +63,11 @@ def _ours(proc) -> set[int]:
     return session_pids(proc.pid) | descendants(proc.pid) | {proc.pid}
 
 
+def _leftovers(proc, seen: set[int]) -> set[int]:
+    """What a driver started and left running (never this process, nor the driver's pid once reaped)."""
+    return (seen | _ours(proc)) - {os.getpid()} - ({proc.pid} if proc.poll() is not None else set())
+
+
 def test_embedded_study_on_loopback_only_with_a_retried_trial(tmp_path):
     """The README's main job in small: both tasks, every file of the layout, only loopback listeners;
     a trial that raises once is retried from its checkpoint and the study goes on."""
@@ -136,7 +141,7 @@ def test_resume_after_driver_sigkill(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-study ...
         proc.wait()
     finally:
-        kill_pids((seen | _ours(proc)) - {os.getpid()})  # ... and its embedded Ray with it
+        kill_pids(_leftovers(proc, seen))  # ... and its embedded Ray with it
     assert json.loads((d / "state.json").read_text())["tasks"] == {}
     # nothing can change it now: the state the resume starts from has that trial running, checkpointed
     at_kill = tune_snapshot(exp)[tid]
@@ -389,7 +394,7 @@ def test_ctrl_c_leaves_a_resumable_study(tmp_path):
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(timeout=180)
     finally:
-        kill_pids((seen | _ours(proc)) - {os.getpid()} - ({proc.pid} if proc.poll() is not None else set()))
+        kill_pids(_leftovers(proc, seen))
     out = (tmp_path / "driver.log").read_text()
     assert proc.returncode == 130, out[-3000:]
     assert f"seqsum study resume {d}" in out
