@@ -43,7 +43,8 @@ ALIASES: dict[str, str] = {
     "grad_clip": "train.grad_clip",
 }
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-NOT_SEARCHABLE = ("train.task", "train.device")  # the study sets these, not the sampler
+# The study sets these, not the sampler (epochs: the budget that ASHA and the reruns share).
+NOT_SEARCHABLE = ("train.task", "train.device", "train.epochs")
 
 # The original post's model, as searched parameters (enqueued first when it fits the space).
 SEED_POINT = {

@@ -179,7 +179,7 @@ def test_space_names_run_config_keys_directly():
     assert run.train.loss == "classify" and run.model.dropout == 0.25 and run.train.task == "product"
     assert cfg.families() == ["mse", "classify"]
     assert cfg.first_points() == [{"train.loss": "mse"}, {"train.loss": "classify"}]
-    for bad in ("model.width", "train.task", "nosection.x"):
+    for bad in ("model.width", "train.task", "train.epochs", "nosection.x"):
         d2 = load_preset("smoke").to_dict()
         d2["what"]["space"][bad] = {"low": 1, "high": 4}
         with pytest.raises(ConfigError, match=bad.replace(".", r"\.")):
