@@ -223,6 +223,4 @@ __all__ = [
     "start_run",
     "write_evaluation",
     "write_run",
-    "read_jsonl",  # re-exported for older callers; prefer read_metrics
-    "write_json",  # re-exported for older callers; prefer write_run
 ]

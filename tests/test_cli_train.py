@@ -16,7 +16,8 @@ import torch
 from conftest import history_without_times, run_cli, tree
 
 from seqsum.config import PRESETS, RunConfig
-from seqsum.results import FILES, MARKER, is_run_folder, read_jsonl
+from seqsum.files import read_jsonl
+from seqsum.results import FILES, MARKER, is_run_folder
 from seqsum.train import load_checkpoint
 
 METRIC_KEYS = {
