@@ -12,7 +12,9 @@ an intermediate value (so optuna-dashboard draws learning curves). States:
 | error (raised after every retry) | FAIL | none |
 
 Only finished runs are added, so a killed driver cannot leave a RUNNING trial; errored runs are added
-when the task ends (until then Tune may still retry them, e.g. after `study resume`).
+once their task is done in state.json (until then Tune may still retry them, e.g. after `study
+resume`), and every launch/resume adds whatever is missing, so a driver killed between two of these
+steps leaves nothing out.
 """
 
 from __future__ import annotations

@@ -82,6 +82,9 @@ def _run(study_dir: Path, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
             "trials": n,
         }
         write_state(study_dir, state)
+    for task in cfg.what.tasks:  # errored trials enter optuna.db once their task is done: Tune retries no more
+        runs = sorted(p for p in (study_dir / "trials" / task).glob("*") if p.is_dir())
+        record_runs(study_dir, cfg, task, runs, with_errors=True)  # idempotent: each trial is added once
     trials = write_trials_csv(study_dir, cfg)
     print(summary_text(study_dir, cfg, trials), flush=True)
     if report:
@@ -108,7 +111,7 @@ def _run_task(study_dir: Path, cfg: StudyConfig, task: str, pools: Pools) -> int
     if INTERRUPTED.is_set():  # Ctrl-C: Tune saved its state and returned early; `resume` collects
         raise Interrupted(f"[{task}] stopped by Ctrl-C")
     runs, ended = collect_grid(study_dir / "trials", grid, lambda config: epochs)
-    record_runs(study_dir, cfg, task, runs, with_errors=True)
+    record_runs(study_dir, cfg, task, runs, with_errors=False)  # errored ones: once the task is done (_run)
     if ended < cfg.how.num_samples:
         raise Interrupted(f"[{task}] {ended}/{cfg.how.num_samples} trials finished")
     return ended
