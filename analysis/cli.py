@@ -1,4 +1,5 @@
-"""`seqsum report STUDY_DIR` and `seqsum filters RUN_DIR`, wired into seqsum's CLI by `add_parsers(sub)`."""
+"""`seqsum report STUDY` (a folder or a URI) and `seqsum filters RUN_DIR`, wired into seqsum's CLI by
+`add_parsers(sub)`."""
 
 from __future__ import annotations
 
@@ -15,8 +16,17 @@ def add_parsers(sub) -> None:
         "--per-family` with intervals, beside constant baselines and the pipeline reference. Writes only its "
         "own files (a report folder carries a .seqsum-report marker; a non-empty folder without it is refused).",
     )
-    r.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="the study folder (<storage>/<name>)")
-    r.add_argument("--out", type=Path, help="new, empty or earlier report folder (default STUDY_DIR/report)")
+    r.add_argument(
+        "study_dir",
+        metavar="STUDY",
+        help="the study: its folder (<storage>/<name>) or its URI (e.g. s3://bucket/studies/NAME, read into a "
+        "local working copy first)",
+    )
+    r.add_argument(
+        "--out",
+        type=Path,
+        help="new, empty or earlier local report folder (default STUDY/report; for a URI, uploaded to URI/report)",
+    )
     r.add_argument(
         "--no-reference",
         action="store_true",
@@ -49,8 +59,19 @@ def add_parsers(sub) -> None:
 def cmd_report(a: argparse.Namespace) -> int:
     from .report import build_report
 
-    out = build_report(a.study_dir, a.out, train_reference=not a.no_reference)
-    print(f"report: {out / 'index.html'}")
+    if "://" not in a.study_dir:
+        out = build_report(Path(a.study_dir), a.out, train_reference=not a.no_reference)
+        print(f"report: {out / 'index.html'}")
+        return 0
+    from study.folder import load_study
+
+    place, _ = load_study(a.study_dir, skip=("report",) if a.out else ())  # the URI's files, in a working copy
+    out = build_report(place.local, a.out, train_reference=not a.no_reference)
+    if a.out:
+        print(f"report: {out / 'index.html'}")
+    else:
+        place.push()
+        print(f"report: {place.where}/report/index.html (local copy: {out / 'index.html'})")
     return 0
 
 

@@ -9,6 +9,8 @@ from seqsum.config import ConfigError
 
 from .config import StudyConfig, load_preset, preset_names
 
+STUDY_HELP = "the study: its folder (<storage>/<name>) or its URI (e.g. s3://bucket/studies/NAME)"
+
 
 def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
     if bool(a.preset) == bool(a.config):
@@ -22,6 +24,7 @@ def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
         cpus_per_trial=a.cpus_per_trial,
         gpus_per_trial=a.gpus_per_trial,
         max_failures=a.max_failures,
+        optuna_storage=a.optuna_storage,
     )
     if a.base:
         d = cfg.to_dict()
@@ -41,7 +44,7 @@ def cmd_launch(a: argparse.Namespace) -> int:
 def cmd_resume(a: argparse.Namespace) -> int:
     from .runner import resume
 
-    return _guard(lambda: resume(a.study_dir, address=a.address, report=not a.no_report))
+    return _guard(lambda: resume(a.study, address=a.address, report=not a.no_report))
 
 
 def cmd_rerun(a: argparse.Namespace) -> int:
@@ -54,7 +57,7 @@ def cmd_rerun(a: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues the plan in rerun/plan.json; {', '.join(given)} cannot change it")
     return _guard(
         lambda: rerun(
-            a.study_dir,
+            a.study,
             top=a.top,
             per_family=a.per_family,
             seeds=3 if a.seeds is None else a.seeds,
@@ -75,7 +78,7 @@ def _guard(fn) -> int:
         print(f"seqsum: study interrupted: {e}", flush=True)
         return 130
     except KeyboardInterrupt:
-        print("seqsum: interrupted; continue a launched study with: seqsum study resume STUDY_DIR", flush=True)
+        print("seqsum: interrupted; continue a launched study with: seqsum study resume STUDY", flush=True)
         return 130
     return 0
 
@@ -91,7 +94,17 @@ def add_parsers(sub) -> None:
     la = ss.add_parser("launch", help="start a study (embedded Ray unless --address)")
     la.add_argument("--preset", help=f"study preset: {', '.join(preset_names())}")
     la.add_argument("--config", help="study YAML file (what / how / where)")
-    la.add_argument("--storage", help="parent folder of the study folder (shared storage on a cluster)")
+    la.add_argument(
+        "--storage",
+        help="where studies live: a folder (shared on a multi-node cluster) or a URI such as s3://bucket/studies "
+        "(any pyarrow filesystem; S3-compatible endpoint through AWS_ENDPOINT_URL)",
+    )
+    la.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="keep the Optuna studies in this Optuna storage (RDB URL, e.g. postgresql://..., or a journal file) "
+        "instead of optuna.db in the study folder",
+    )
     la.add_argument("--name", help="study name (a folder name)")
     la.add_argument("--num-samples", type=int, help="trials per task")
     la.add_argument("--max-concurrent", type=int, help="trials running at once per task")
@@ -112,7 +125,7 @@ def add_parsers(sub) -> None:
     la.set_defaults(func=cmd_launch)
 
     re = ss.add_parser("resume", help="finish a study whose driver died or was interrupted")
-    re.add_argument("study_dir")
+    re.add_argument("study", metavar="STUDY", help=STUDY_HELP)
     _common(re)
     re.set_defaults(func=cmd_resume)
 
@@ -123,7 +136,7 @@ def add_parsers(sub) -> None:
         "fresh seeds (1000, 1001, ...) and one shared epoch budget, as parallel trials on Ray; writes "
         "STUDY_DIR/rerun/. A killed rerun continues with --resume.",
     )
-    rr.add_argument("study_dir")
+    rr.add_argument("study", metavar="STUDY", help=STUDY_HELP)
     rr.add_argument("--top", type=int, help="the K best configs per task (default 3 without --per-family)")
     rr.add_argument("--per-family", action="store_true", help="the best config of every loss family per task")
     rr.add_argument("--seeds", type=int, help="fresh seeds per config (default 3)")

@@ -21,7 +21,7 @@ how:                       # how to search
   reduction_factor: 2
   seed: 0
 where:                     # where it runs
-  storage: studies         # local folder, shared file system or s3:// URI
+  storage: studies         # a folder (local or shared) or a URI: s3://bucket/studies, gs://...
   name: quick
   cpus_per_trial: 1
   gpus_per_trial: 0
@@ -85,6 +85,7 @@ class Where:
     gpus_per_trial: float = 0.0
     max_failures: int = 1
     reuse_actors: bool = True
+    optuna_storage: str | None = None  # an Optuna RDB URL or journal file; None: optuna.db in the study folder
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,17 @@ class StudyConfig:
     def load(cls, path: str | Path) -> StudyConfig:
         path = Path(path)
         try:
-            d = yaml_load(path.read_text())
+            text = path.read_text()
         except OSError as e:
             raise ConfigError(f"cannot read study config {str(path)!r}: {e.strerror}") from None
+        return cls.from_yaml(text, str(path))
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "study.yaml") -> StudyConfig:
+        try:
+            d = yaml_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError(f"cannot parse study config {str(path)!r}: {str(e).splitlines()[0]}") from None
+            raise ConfigError(f"cannot parse study config {source!r}: {str(e).splitlines()[0]}") from None
         return cls.from_dict(d or {})
 
     def override(self, section: str, **values: Any) -> StudyConfig:
@@ -265,4 +272,6 @@ def _problems(c: StudyConfig) -> list[str]:
         p.append(f"where.max_failures must be an integer >= 0, got {r.max_failures!r}")
     if not isinstance(r.storage, str) or not r.storage:
         p.append(f"where.storage must be a folder or URI, got {r.storage!r}")
+    if r.optuna_storage is not None and not (isinstance(r.optuna_storage, str) and r.optuna_storage):
+        p.append(f"where.optuna_storage must be an Optuna storage URL or journal file, got {r.optuna_storage!r}")
     return p

@@ -1,4 +1,7 @@
-"""The study folder's own files (docs/STUDY_LAYOUT.md): study.yaml and state.json, written atomically."""
+"""The study folder's own files (docs/STUDY_LAYOUT.md): study.yaml and state.json, written atomically.
+
+A study lives in a folder or at a URI (study/storage.py); these functions take and return its Place,
+whose `local` folder is where every command reads and writes."""
 
 from __future__ import annotations
 
@@ -7,18 +10,17 @@ from typing import Any
 
 from seqsum.files import read_json, write_json, write_text
 
+from . import storage
 from .config import StudyConfig
 from .session import StudyError
 
 STATE = "state.json"
+SPEC = "study.yaml"
 
 
-def study_dir_of(cfg: StudyConfig) -> Path:
-    if "://" in cfg.where.storage:
-        raise StudyError(
-            f"storage {cfg.where.storage!r}: URIs are not supported yet; use a local or shared (NFS) folder"
-        )
-    return Path(cfg.where.storage).expanduser().resolve() / cfg.where.name
+def place_of(cfg: StudyConfig) -> storage.Place:
+    """Where the study of `cfg` lives: <storage>/<name> (a folder or a URI)."""
+    return storage.place(cfg.where.storage, cfg.where.name)
 
 
 def read_state(folder: Path) -> dict[str, Any]:
@@ -31,33 +33,41 @@ def write_state(folder: Path, state: dict[str, Any]) -> None:
     write_json(folder / STATE, state)
 
 
-def load_study(study_dir: str | Path) -> tuple[Path, StudyConfig]:
-    """The folder and the config (parsed once) of an existing study."""
-    study_dir = Path(study_dir).expanduser().resolve()
-    if not (study_dir / "study.yaml").is_file():
-        raise StudyError(f"{str(study_dir)!r} is not a study folder (no study.yaml)")
-    return study_dir, StudyConfig.load(study_dir / "study.yaml")
+def load_study(location: str | Path, skip: tuple[str, ...] = ()) -> tuple[storage.Place, StudyConfig]:
+    """The Place and the config (parsed once) of an existing study, a folder or a URI; a URI's files
+    (all but `skip` and tune/) are pulled into its local working copy first."""
+    p = storage.place(location)
+    if p.remote:
+        storage.check(p.where)
+    if not storage.exists(p, SPEC):
+        raise StudyError(f"{p.where!r} is not a study {'URI' if p.remote else 'folder'} (no {SPEC})")
+    p.pull(skip)
+    return p, StudyConfig.load(p.local / SPEC)
 
 
-def check_new_study_dir(cfg: StudyConfig) -> Path:
-    """The folder a new study would get; refuses one that holds anything already (nothing is written)."""
-    d = study_dir_of(cfg)
-    if (d / "study.yaml").exists():
-        if StudyConfig.load(d / "study.yaml").to_dict() == cfg.to_dict():
-            raise StudyError(f"study {str(d)!r} already exists; continue it with: seqsum study resume {d}")
+def check_new_study_dir(cfg: StudyConfig) -> storage.Place:
+    """The Place a new study would get; refuses one that holds anything already (nothing is written)."""
+    p = place_of(cfg)
+    if p.remote:
+        storage.check(p.where)
+    elif p.local.exists() and not p.local.is_dir():
+        raise StudyError(f"{p.where!r} exists and is not a folder; choose another --name or --storage")
+    if storage.exists(p, SPEC):
+        if StudyConfig.from_yaml(storage.read_text(p, SPEC)).to_dict() == cfg.to_dict():
+            raise StudyError(f"study {p.where!r} already exists; continue it with: seqsum study resume {p.where}")
         raise StudyError(
-            f"storage folder {str(d)!r} already holds a different study; choose another --name or --storage"
+            f"storage folder {p.where!r} already holds a different study; choose another --name or --storage"
         )
-    if d.exists() and not d.is_dir():
-        raise StudyError(f"{str(d)!r} exists and is not a folder; choose another --name or --storage")
-    if d.exists() and any(d.iterdir()):
-        raise StudyError(f"{str(d)!r} exists and is not empty; choose another --name or --storage")
-    return d
+    if not storage.is_empty(p):
+        raise StudyError(f"{p.where!r} exists and is not empty; choose another --name or --storage")
+    return p
 
 
-def create_study_dir(cfg: StudyConfig) -> Path:
-    d = check_new_study_dir(cfg)
-    d.mkdir(parents=True, exist_ok=True)
-    write_text(d / "study.yaml", cfg.to_yaml())
-    write_state(d, {"tasks": {}})
-    return d
+def create_study_dir(cfg: StudyConfig) -> storage.Place:
+    p = check_new_study_dir(cfg)
+    storage.forget(p)  # a URI's working copy starts afresh
+    p.local.mkdir(parents=True, exist_ok=True)
+    write_text(p.local / SPEC, cfg.to_yaml())
+    write_state(p.local, {"tasks": {}})
+    p.push()
+    return p

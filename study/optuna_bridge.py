@@ -1,6 +1,7 @@
 """Optuna's record of a study, written from the trials' run folders (never by a live sampler).
 
-One Optuna study per task, "<name>/<task>", in STUDY_DIR/optuna.db (SQLite). Each trial is added once,
+One Optuna study per task, "<name>/<task>", in STUDY_DIR/optuna.db (SQLite), or in the storage that
+where.optuna_storage names (`--optuna-storage`: an Optuna RDB URL or a journal file). Each trial is added once,
 keyed by its Tune trial id (user attr `tune_trial_id`), with every epoch's value of the study metric as
 an intermediate value (so optuna-dashboard draws learning curves). States:
 
@@ -32,10 +33,30 @@ from .space import distributions
 STATES = {"ok": "COMPLETE", "stopped": "PRUNED", "diverged": "PRUNED", "error": "FAIL"}
 
 
-def storage(study_dir: Path):
+def storage(study_dir: Path, cfg: StudyConfig):
+    """The study's Optuna storage: where.optuna_storage (an RDB URL, or a journal file), else optuna.db."""
+    return open_storage(cfg.where.optuna_storage or f"sqlite:///{study_dir / 'optuna.db'}")
+
+
+def open_storage(url: str):
+    """An Optuna storage from a URL (RDB: sqlite:///..., postgresql://..., mysql://...) or a journal file path."""
     import optuna
 
-    return optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'optuna.db'}")
+    if "://" in url:
+        return optuna.storages.RDBStorage(url)
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(Path(url).expanduser())))
+
+
+def check_storage(url: str) -> None:
+    """Open a user-named Optuna storage now (before Ray starts): a bad or unreachable one fails in one line."""
+    from .session import StudyError
+
+    try:
+        open_storage(url)
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's, OSError, ...
+        raise StudyError(f"--optuna-storage {url!r} cannot be opened: {str(e).splitlines()[0][:200]}") from None
 
 
 def study_name(cfg: StudyConfig, task: str) -> str:
@@ -51,7 +72,7 @@ def record_runs(study_dir: Path, cfg: StudyConfig, task: str, runs: list[Path], 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name(cfg, task),
-        storage=storage(study_dir),
+        storage=storage(study_dir, cfg),
         direction="maximize" if cfg.how.mode == "max" else "minimize",
         load_if_exists=True,
     )

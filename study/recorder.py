@@ -1,18 +1,20 @@
 """The driver callback of a study's Tune experiment (imports Ray: load it lazily).
 
 A progress line per ended trial; a trial that ended well (ok, stopped, diverged) is collected into
-ROOT/<task>/<trial_id>/ at once and, for a search, added to optuna.db. Errored trials wait for the end
-of the task (Tune may still retry them). Tune pickles this object with the experiment, so it holds
-plain data only.
+STUDY/<folder>/<task>/<trial_id>/ at once and, for a search, added to the Optuna study; a study at a URI
+is then pushed there. Errored trials wait for the end of the task (Tune may still retry them). Tune
+pickles this object with the experiment (and `Tuner.restore` brings that copy back, maybe on another
+machine), so it holds plain data only and finds the study through `storage.current()`, the study the
+command in this process works on.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from ray.tune import Callback
 
+from . import storage
 from .collect import collect_trial, status_of
 from .config import StudyConfig
 from .optuna_bridge import record_runs
@@ -20,11 +22,9 @@ from .tuner import watch_sigint
 
 
 class Recorder(Callback):
-    def __init__(
-        self, root: Path, label: str, total: int, epochs: int, cfg: StudyConfig, record_in: Path | None = None
-    ):
-        self.root, self.label, self.total, self.epochs, self.cfg = root, label, total, epochs, cfg
-        self.record_in = record_in  # the study folder whose optuna.db receives the trial (search only)
+    def __init__(self, folder: str, label: str, total: int, epochs: int, cfg: StudyConfig, record: bool = False):
+        self.folder, self.label, self.total, self.epochs, self.cfg = folder, label, total, epochs, cfg
+        self.record = record  # add the trial to the study's Optuna record (search only)
         self.done = 0
 
     def setup(self, **info):
@@ -44,10 +44,14 @@ class Recorder(Callback):
         )
         if errored:
             return
+        place = storage.current()
+        if place is None:
+            return  # not run by a seqsum command: collected when the task ends
         try:
-            run = collect_trial(self.root, trial.checkpoint, status, epoch=m.get("epoch"))
-            if run is not None and self.record_in is not None:
-                record_runs(self.record_in, self.cfg, self.label, [run], with_errors=False)
+            run = collect_trial(place.local / self.folder, trial.checkpoint, status, epoch=m.get("epoch"))
+            if run is not None and self.record:
+                record_runs(place.local, self.cfg, self.label, [run], with_errors=False)
+            storage.sync(place)
         except Exception as e:  # noqa: BLE001 - collected again when the task ends; never break the study
             print(f"[{self.label}] note: {trial.trial_id} not collected yet ({e})", file=sys.stderr)
 

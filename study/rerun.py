@@ -7,6 +7,7 @@ fresh seeds (FIRST_SEED, FIRST_SEED + 1, ..., skipping the selected trial's own 
 pair grid of REPLICATE_PAIRS_PER_CELL sequences per cell, all as parallel trials of one Tune experiment
 (`tune/rerun`). The plan is written first (`rerun/plan.json`), so a killed rerun continues with
 `seqsum study rerun STUDY --resume`. Run folders: `rerun/<task>/<trial_id>/` (identity in params.json).
+A study at a URI is pulled first and pushed after each replicate, at the end and on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from seqsum.data import load_pools
 from seqsum.files import read_json, write_csv, write_json
 from seqsum.stats import seed_interval
 
+from . import storage
 from .collect import collect_grid
 from .config import StudyConfig
 from .folder import load_study, read_state, write_state
@@ -35,7 +37,7 @@ EXPERIMENT = "rerun"
 
 
 def rerun(
-    study_dir: str | Path,
+    location: str | Path,
     top: int | None = None,
     per_family: bool = False,
     seeds: int = 3,
@@ -44,12 +46,16 @@ def rerun(
     overwrite: bool = False,
     resume: bool = False,
 ) -> pd.DataFrame:
-    """Run (or, with `resume`, continue) the replicates of a study; write rerun/summary.csv and return it."""
-    study_dir, cfg = load_study(study_dir)
+    """Run (or, with `resume`, continue) the replicates of the study at `location` (a folder or URI);
+    write rerun/summary.csv and return it."""
+    place, cfg = load_study(location)
+    study_dir = place.local
     out = study_dir / "rerun"
     if resume:
         if not (out / PLAN).is_file():
-            raise StudyError(f"{str(out)!r} holds no rerun to resume; start one with: seqsum study rerun {study_dir}")
+            raise StudyError(
+                f"{place.where!r} holds no rerun to resume; start one with: seqsum study rerun {place.where}"
+            )
         plan = read_json(out / PLAN, fix="start the rerun again with --overwrite")
     else:
         plan = make_plan(cfg, study_dir, top, per_family, seeds, epochs)
@@ -59,19 +65,23 @@ def rerun(
             )
     pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
-    with ray_session(address):
+    with ray_session(address), storage.active(place):
         check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)
-        if not resume:
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.rmtree(study_dir / "tune" / EXPERIMENT, ignore_errors=True)
-            out.mkdir(parents=True)
-            write_json(out / PLAN, plan)
-            write_state(out, {"status": "running"})
-        if read_state(out).get("status") != "done":
-            _run(study_dir, cfg, plan, pools)
-            write_state(out, {"status": "done"})
-    summary = summarize(study_dir)
-    write_csv(out / "summary.csv", summary)
+        try:
+            if not resume:
+                shutil.rmtree(out, ignore_errors=True)
+                place.remove_tune(EXPERIMENT)
+                out.mkdir(parents=True)
+                write_json(out / PLAN, plan)
+                write_state(out, {"status": "running"})
+                storage.sync(place)
+            if read_state(out).get("status") != "done":
+                _run(place, cfg, plan, pools)
+                write_state(out, {"status": "done"})
+            summary = summarize(study_dir)
+            write_csv(out / "summary.csv", summary)
+        finally:  # at the end, on Ctrl-C and on any error: a URI gets what the working copy holds
+            storage.sync(place)
     print(summary_text(summary), flush=True)
     return summary
 
@@ -94,7 +104,7 @@ def make_plan(
     else:
         eligible = trials[trials.status.isin(["ok", "stopped"]) & (trials.epochs >= 1) & trials[metric].notna()]
     if eligible.empty:
-        raise StudyError(f"study {str(study_dir)!r} has no trial that reported an epoch: nothing to rerun")
+        raise StudyError(f"study {study_dir.name!r} has no trial that reported an epoch: nothing to rerun")
     points = []
     for task in cfg.what.tasks:
         ranked = eligible[eligible.task == task].sort_values(metric, ascending=mode == "min", kind="stable")
@@ -128,13 +138,14 @@ def make_plan(
     return {"top": top, "per_family": per_family, "seeds": seeds, "epochs": epochs, "points": points}
 
 
-def _run(study_dir: Path, cfg: StudyConfig, plan: dict[str, Any], pools) -> None:
+def _run(place: storage.Place, cfg: StudyConfig, plan: dict[str, Any], pools) -> None:
     from ray import tune
 
     from .recorder import Recorder
 
+    study_dir = place.local
     points = plan["points"]
-    exp = study_dir / "tune" / EXPERIMENT
+    exp = place.tune_path(EXPERIMENT)
     fn = trainable(cfg, pools, None)
     shown = sorted({(p["task"], p["family"], p["rank"]) for p in points})
     print(
@@ -142,28 +153,28 @@ def _run(study_dir: Path, cfg: StudyConfig, plan: dict[str, Any], pools) -> None
         + ", ".join(f"{t}/{f}#{r}" for t, f, r in shown),
         flush=True,
     )
-    if tune.Tuner.can_restore(str(exp)):
+    if tune.Tuner.can_restore(exp):
         print(f"[rerun] restoring the Tune experiment {exp}", flush=True)
-        tuner = tune.Tuner.restore(str(exp), trainable=fn, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(exp, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
         epochs = points[0]["epochs"]
-        rec = Recorder(study_dir / "rerun", EXPERIMENT, len(points), epochs, cfg)
+        rec = Recorder("rerun", EXPERIMENT, len(points), epochs, cfg)
         tuner = tune.Tuner(
             fn,
             param_space={"_rerun": tune.grid_search(points)},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=cfg.how.max_concurrent, reuse_actors=cfg.where.reuse_actors
             ),
-            run_config=run_config(study_dir, cfg, EXPERIMENT, [rec]),
+            run_config=run_config(place, cfg, EXPERIMENT, [rec]),
         )
     INTERRUPTED.clear()
     grid = tuner.fit()
     if INTERRUPTED.is_set():
-        raise Interrupted(f"[rerun] stopped by Ctrl-C; continue with: seqsum study rerun {study_dir} --resume")
+        raise Interrupted(f"[rerun] stopped by Ctrl-C; continue with: seqsum study rerun {place.where} --resume")
     _, ended = collect_grid(study_dir / "rerun", grid, lambda config: config["_rerun"]["epochs"])
     if ended < len(points):
         raise Interrupted(
-            f"[rerun] {ended}/{len(points)} runs finished; continue with: seqsum study rerun {study_dir} --resume"
+            f"[rerun] {ended}/{len(points)} runs finished; continue with: seqsum study rerun {place.where} --resume"
         )
 
 

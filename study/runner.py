@@ -7,8 +7,10 @@ Design (docs/STUDY.md, files in docs/STUDY_LAYOUT.md):
   RDB-backed OptunaSearch fails there in Ray 2.60 with UpdateFinishedTrialError).
 - As trials end, their run folders are collected to `trials/<task>/<trial_id>/` and added to the Optuna
   RDB study (`optuna.db`, written from run folders: study/optuna_bridge.py); again for all at the task's end.
-- Before anything is written: the config, the data, the cluster address and the per-trial resources are
-  checked (one line, exit 2).
+- Before anything is written: the config, the storage (a folder, or a URI that must answer: study/storage.py),
+  the data, the cluster address and the per-trial resources are checked (one line, exit 2).
+- A study at a URI: Tune writes its experiments to URI/tune; the study's own files live in a local working
+  copy that is pushed to the URI after each finished trial, after each task, at the end and on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,38 +22,41 @@ from pathlib import Path
 from seqsum.data import Pools, load_pools
 from seqsum.files import write_csv
 
+from . import storage
 from .collect import collect_grid
 from .config import StudyConfig
 from .folder import check_new_study_dir, create_study_dir, load_study, read_state, write_state
-from .optuna_bridge import record_runs
+from .optuna_bridge import check_storage, record_runs
 from .session import check_reachable, check_resources, ray_session
 from .tuner import INTERRUPTED, Interrupted, run_config, trainable, tune_config
 
 
 def launch(cfg: StudyConfig, address: str | None = None, report: bool = True) -> Path:
-    """Start the study `cfg` (embedded Ray unless `address`); return its folder."""
-    check_new_study_dir(cfg)  # a bad storage or an existing study fails here
+    """Start the study `cfg` (embedded Ray unless `address`); return its (local) folder."""
+    check_new_study_dir(cfg)  # a bad or unreachable storage, or an existing study, fails here
     if address is not None:
         check_reachable(address)  # an unreachable cluster fails before anything is written
     pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)  # so does a bad data root
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
+    if cfg.where.optuna_storage:
+        check_storage(cfg.where.optuna_storage)
     with ray_session(address):
         check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # and on the cluster
-        study_dir = create_study_dir(cfg)
-        print(f"study {cfg.where.name}: {study_dir}", flush=True)
+        place = create_study_dir(cfg)
+        print(f"study {cfg.where.name}: {place.where}", flush=True)
         _warn_families(cfg)
-        return _run(study_dir, cfg, report, pools)
+        return _run(place, cfg, report, pools)
 
 
-def resume(study_dir: str | Path, address: str | None = None, report: bool = True) -> Path:
-    """Finish the study in `study_dir`: done tasks are skipped, the current one restored."""
-    study_dir, cfg = load_study(study_dir)
+def resume(location: str | Path, address: str | None = None, report: bool = True) -> Path:
+    """Finish the study at `location` (a folder or URI): done tasks are skipped, the current one restored."""
+    place, cfg = load_study(location)
     pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)
-    print(f"resuming study {cfg.where.name}: {study_dir}", flush=True)
+    print(f"resuming study {cfg.where.name}: {place.where}", flush=True)
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
     with ray_session(address):
         check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)
-        return _run(study_dir, cfg, report, pools)
+        return _run(place, cfg, report, pools)
 
 
 def _warn_families(cfg: StudyConfig) -> None:
@@ -65,16 +70,25 @@ def _warn_families(cfg: StudyConfig) -> None:
         )
 
 
-def _run(study_dir: Path, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
+def _run(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
+    with storage.active(place):
+        try:
+            return _run_tasks(place, cfg, report, pools)
+        finally:  # at the end, on Ctrl-C and on any error: the URI gets what the working copy holds
+            storage.sync(place)
+
+
+def _run_tasks(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
+    study_dir = place.local
     state = read_state(study_dir)
     for task in cfg.what.tasks:
         if state["tasks"].get(task, {}).get("status") == "done":
             continue
         t0 = time.time()
         try:
-            n = _run_task(study_dir, cfg, task, pools)
+            n = _run_task(place, cfg, task, pools)
         except Interrupted as e:
-            again = f"seqsum study resume {study_dir}"
+            again = f"seqsum study resume {place.where}"
             raise Interrupted(f"{e}; finished trials are kept. Continue with: {again}") from None
         state["tasks"][task] = {
             "status": "done",
@@ -82,30 +96,32 @@ def _run(study_dir: Path, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
             "trials": n,
         }
         write_state(study_dir, state)
+        storage.sync(place)
     for task in cfg.what.tasks:  # errored trials enter optuna.db once their task is done: Tune retries no more
         runs = sorted(p for p in (study_dir / "trials" / task).glob("*") if p.is_dir())
         record_runs(study_dir, cfg, task, runs, with_errors=True)  # idempotent: each trial is added once
     trials = write_trials_csv(study_dir, cfg)
     print(summary_text(study_dir, cfg, trials), flush=True)
     if report:
-        make_report(study_dir)
+        make_report(study_dir, place.where)
     return study_dir
 
 
-def _run_task(study_dir: Path, cfg: StudyConfig, task: str, pools: Pools) -> int:
+def _run_task(place: storage.Place, cfg: StudyConfig, task: str, pools: Pools) -> int:
     from ray import tune
 
     from .recorder import Recorder
 
-    exp = study_dir / "tune" / task
+    study_dir = place.local
+    exp = place.tune_path(task)
     fn = trainable(cfg, pools, task)
     epochs = cfg.base_run(task).train.epochs
-    if tune.Tuner.can_restore(str(exp)):
+    if tune.Tuner.can_restore(exp):
         print(f"[{task}] restoring the Tune experiment {exp}", flush=True)
-        tuner = tune.Tuner.restore(str(exp), trainable=fn, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(exp, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
-        rec = Recorder(study_dir / "trials", task, cfg.how.num_samples, epochs, cfg, record_in=study_dir)
-        tuner = tune.Tuner(fn, tune_config=tune_config(cfg, task), run_config=run_config(study_dir, cfg, task, [rec]))
+        rec = Recorder("trials", task, cfg.how.num_samples, epochs, cfg, record=True)
+        tuner = tune.Tuner(fn, tune_config=tune_config(cfg, task), run_config=run_config(place, cfg, task, [rec]))
     INTERRUPTED.clear()
     grid = tuner.fit()
     if INTERRUPTED.is_set():  # Ctrl-C: Tune saved its state and returned early; `resume` collects
@@ -153,7 +169,7 @@ def _has(row, key: str) -> bool:
     return key in row and pd.notna(row[key])
 
 
-def make_report(study_dir: Path) -> None:
+def make_report(study_dir: Path, where: str | None = None) -> None:
     try:
         from analysis.report import build_report
     except ImportError:
@@ -164,6 +180,6 @@ def make_report(study_dir: Path) -> None:
     except Exception as e:  # noqa: BLE001 - the study's results are safe; the report can be rebuilt
         print(
             f"report not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            f"rebuild it with: seqsum report {study_dir}",
+            f"rebuild it with: seqsum report {where or study_dir}",
             file=sys.stderr,
         )

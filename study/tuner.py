@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 
 from seqsum.data import Pools
 
 from .config import StudyConfig
 from .space import Space
+from .storage import Place
 
 INTERRUPTED = threading.Event()
 
@@ -63,12 +63,13 @@ def tune_config(cfg: StudyConfig, task: str):
     )
 
 
-def run_config(study_dir: Path, cfg: StudyConfig, name: str, callbacks: list | None = None):
+def run_config(place: Place, cfg: StudyConfig, name: str, callbacks: list | None = None):
+    """Where Tune keeps experiment `name`: the study's tune/ (a folder, or URI/tune on an object store)."""
     from ray import tune
 
     return tune.RunConfig(
         name=name,
-        storage_path=str(study_dir / "tune"),
+        storage_path=place.tune_path(),
         failure_config=tune.FailureConfig(max_failures=cfg.where.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=callbacks,

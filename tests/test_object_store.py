@@ -1,0 +1,253 @@
+"""Studies on an object store, for real: a local S3-compatible server (moto's server mode, on loopback),
+the endpoint through AWS_ENDPOINT_URL. A smoke study to s3://, its driver killed, resumed and reported
+from the URI alone on machines that never saw it (fresh working-copy caches); the storage module's
+pull/push against the same server; bad URIs (one line, exit 2, within seconds, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pyarrow.fs as pafs
+import pytest
+from raytools import SEQSUM, descendants, kill_pids, ray_env, session_pids, wait_for, write_study
+
+from seqsum.cli import main
+from study import storage
+
+MOTO = Path(sys.executable).parent / "moto_server"
+BUCKET = "seqsum-test"
+KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass(frozen=True)
+class S3:
+    endpoint: str
+    env: dict[str, str]
+    fs: pafs.S3FileSystem
+
+    def files(self, prefix: str) -> dict[str, int]:
+        """{path under `prefix`: size} of every object there."""
+        sel = pafs.FileSelector(f"{BUCKET}/{prefix}", recursive=True, allow_not_found=True)
+        n = len(BUCKET) + len(prefix) + 2
+        return {i.path[n:]: i.size for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.File}
+
+    def read(self, path: str) -> bytes:
+        with self.fs.open_input_stream(f"{BUCKET}/{path}") as f:
+            return f.read()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def s3():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: proc.poll() is not None or _answers(port), 60, "moto_server to listen")
+        assert proc.poll() is None, f"moto_server exited with {proc.returncode}"
+        endpoint = f"http://127.0.0.1:{port}"
+        fs = pafs.S3FileSystem(
+            endpoint_override=endpoint,
+            access_key=KEYS["AWS_ACCESS_KEY_ID"],
+            secret_key=KEYS["AWS_SECRET_ACCESS_KEY"],
+            region=KEYS["AWS_DEFAULT_REGION"],
+            allow_bucket_creation=True,
+        )
+        fs.create_dir(BUCKET)
+        yield S3(endpoint, {"AWS_ENDPOINT_URL": endpoint, **KEYS}, fs)
+    finally:
+        kill_pids(session_pids(proc.pid) | {proc.pid})
+        proc.wait()
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch, tmp_path):
+    for k, v in s3.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "cache"))
+    return s3
+
+
+def test_place_maps_folders_and_uris(tmp_path, monkeypatch):
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "cache"))
+    p = storage.place(tmp_path / "st", "x")
+    assert (p.where, p.local, p.remote) == (str(tmp_path / "st" / "x"), tmp_path / "st" / "x", False)
+    assert p.tune_path("sum") == str(tmp_path / "st" / "x" / "tune" / "sum")
+    u = storage.place("s3://bkt/studies/", "x")
+    assert (u.where, u.remote) == ("s3://bkt/studies/x", True)
+    assert u.local == tmp_path / "cache" / "studies" / "s3" / "bkt" / "studies" / "x"
+    assert u.tune_path() == "s3://bkt/studies/x/tune" and u.tune_path("sum") == "s3://bkt/studies/x/tune/sum"
+    assert storage.place("s3://bkt/studies/x") == u  # a study's URI names the same place
+    assert storage.join("s3://b/p?endpoint_override=h", "x", "y") == "s3://b/p/x/y?endpoint_override=h"
+
+
+def test_push_uploads_changes_and_pull_mirrors_the_uri(s3_env, tmp_path, monkeypatch):
+    a = storage.place(f"s3://{BUCKET}/sync", "a")
+    (a.local / "trials" / "sum" / "t1").mkdir(parents=True)
+    (a.local / "study.yaml").write_text("what: {}\n")
+    (a.local / "trials" / "sum" / "t1" / "summary.json").write_text("{}")
+    (a.local / "trials" / "sum" / ".summary.json.abc.tmp").write_text("half")  # an atomic write under way
+    (a.local / "tune").mkdir()
+    (a.local / "tune" / "local.json").write_text("{}")  # Tune's own: never part of the working copy
+    a.push()
+    assert s3_env.files("sync/a") == {"study.yaml": 9, "trials/sum/t1/summary.json": 2}
+    (a.local / "trials" / "sum" / "t1" / "summary.json").unlink()
+    (a.local / "state.json").write_text('{"tasks": {}}')
+    a.push()
+    assert s3_env.files("sync/a") == {"study.yaml": 9, "state.json": 13}
+
+    # another machine: an empty cache; pull mirrors the URI, tune/ excluded
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "other"))
+    s3_env.fs.open_output_stream(f"{BUCKET}/sync/a/tune/sum/x.json").close()
+    b = storage.place(f"s3://{BUCKET}/sync/a")
+    b.pull()
+    got = sorted(p.relative_to(b.local).as_posix() for p in b.local.rglob("*") if p.is_file())
+    assert got == ["state.json", "study.yaml"] and b.local != a.local
+    (b.local / "stale.txt").write_text("not at the URI")
+    (b.local / "study.yaml").write_text("what: {changed: 1}\n")
+    b.push()
+    a.pull()  # the first machine sees the change
+    assert (a.local / "study.yaml").read_text() == "what: {changed: 1}\n"
+    s3_env.fs.delete_file(f"{BUCKET}/sync/a/stale.txt")
+    b.pull()  # deleted at the URI: deleted in the working copy
+    assert not (b.local / "stale.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "storage_uri, expected",
+    [
+        ("foo://bkt/studies", "Unrecognized filesystem type"),
+        (f"s3://no-such-{BUCKET}/studies", "bucket 'no-such-seqsum-test' does not exist"),
+        ("s3:///studies", "Missing bucket name"),
+        ("UNREACHABLE", "is unreachable"),
+    ],
+)
+def test_bad_storage_uris_fail_fast_and_write_nothing(s3_env, tmp_path, monkeypatch, capsys, storage_uri, expected):
+    if storage_uri == "UNREACHABLE":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+        storage_uri = f"s3://{BUCKET}/studies"
+    before = s3_env.files("")
+    for argv in (
+        ["study", "launch", "--preset", "smoke", "--storage", storage_uri],
+        ["study", "resume", f"{storage_uri}/smoke"],
+        ["study", "rerun", f"{storage_uri}/smoke"],
+        ["report", f"{storage_uri}/smoke", "--out", str(tmp_path / "report")],
+    ):
+        t0 = time.time()
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and expected in err and len(err.splitlines()) == 1, (argv, err)
+        assert time.time() - t0 < 20
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "report").exists()
+    assert s3_env.files("") == before
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+def test_uri_without_a_study_is_refused(s3_env, tmp_path, capsys):
+    for argv in (
+        ["study", "resume", f"s3://{BUCKET}/studies/none"],
+        ["report", f"s3://{BUCKET}/studies/none", "--out", str(tmp_path / "r")],
+    ):
+        assert main(argv) == 2
+        assert "is not a study URI (no study.yaml)" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "r").exists()
+
+
+def _finished(s3: S3, prefix: str) -> list[str]:
+    return [k for k in s3.files(prefix) if k.startswith("trials/sum/") and k.endswith("/summary.json")]
+
+
+def test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri(s3, tmp_path):
+    uri, name = f"s3://{BUCKET}/studies", "obj"
+    prefix = f"studies/{name}"
+    cfg = write_study(tmp_path / "s.yaml", uri, name, num_samples=3, epochs=2)  # type: ignore[arg-type]
+    cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))  # every trial runs to its end
+
+    def env(machine: str) -> dict[str, str]:  # each "machine" has its own, empty working-copy cache
+        return ray_env(**s3.env, **{storage.CACHE_ENV: str(tmp_path / machine)})
+
+    launch = SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"]
+    log = tmp_path / "driver.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(launch, env=env("launcher"), stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    seen: set[int] = set()
+    try:
+        # kill once a finished trial reached the URI (pushed by the driver) and Tune's experiment state is there
+        def ready() -> bool:
+            files = s3.files(prefix)
+            tune_state = any(k.startswith("tune/sum/experiment_state") for k in files)
+            return proc.poll() is not None or (tune_state and len(_finished(s3, prefix)) >= 1)
+
+        wait_for(ready, 240, "a finished trial at the URI")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        seen = session_pids(proc.pid) | descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        kill_pids((seen | session_pids(proc.pid) | descendants(proc.pid)) - {os.getpid(), proc.pid})
+    assert json.loads(s3.read(f"{prefix}/state.json"))["tasks"] == {}  # killed mid-study
+    assert 1 <= len(_finished(s3, prefix)) < 3
+
+    # resume from the URI alone, on a machine that did not launch the study
+    r = subprocess.run(
+        SEQSUM + ["study", "resume", f"{uri}/{name}", "--no-report"],
+        env=env("resumer"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    files = s3.files(prefix)
+    for f in ("study.yaml", "state.json", "optuna.db", "trials.csv"):
+        assert f in files, sorted(files)
+    assert len(_finished(s3, prefix)) == 3 and any(k.startswith("tune/sum/") for k in files)
+    assert json.loads(s3.read(f"{prefix}/state.json"))["tasks"]["sum"]["status"] == "done"
+    db = tmp_path / "optuna.db"
+    db.write_bytes(s3.read(f"{prefix}/optuna.db"))
+    trials = optuna.load_study(study_name=f"{name}/sum", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+    assert len(trials) == 3 and {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    assert len({t.user_attrs["tune_trial_id"] for t in trials}) == 3
+
+    # the report from the URI into a fresh local folder, on a third machine; nothing uploaded with --out
+    out = tmp_path / "report"
+    r = subprocess.run(
+        SEQSUM + ["report", f"{uri}/{name}", "--out", str(out), "--no-reference"],
+        env=env("reader"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (out / "index.html").is_file() and (out / "tables").is_dir()
+    assert "3" in (out / "report.md").read_text()
+    assert not any(k.startswith("report/") for k in s3.files(prefix))
+
+    # the same study cannot be launched over itself (checked at the URI, before Ray starts)
+    r = subprocess.run(launch, env=env("launcher"), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"seqsum study resume {uri}/{name}" in r.stderr
