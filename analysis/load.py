@@ -7,7 +7,10 @@ params.json lacks a field; never from folder names. Metrics come from summary.js
 - `trials_frame(dir)`: one row per search-trial run folder (trials/<task>/<trial_id>/);
 - `replicates_frame(dir)`: one row per replicate run folder (any run folder under rerun/);
 - `load_study(dir)`: both, plus per-epoch, per-target-value and pair-grid rows of every run
-  (column `kind` says search or replicate) and the study's Optuna studies.
+  (column `kind` says search or replicate) and the study's Optuna studies (from optuna.db, or from the
+  Optuna storage that study.yaml's where.optuna_storage names).
+
+A study at a URI is read from its local working copy (study/storage.py pulls it first: `seqsum report URI`).
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ def load_study(study_dir: str | Path) -> Study:
     name = str((config.get("where") or {}).get("name") or d.name)
     n_folders = sum(1 for t in TASKS for r in (d / "trials" / t).glob("*") if r.is_dir())
     trials, replicates = trials_frame(d, notes), replicates_frame(d, notes)
-    studies = optuna_studies(d, name, notes)
+    studies = _optuna(d, name, config, notes)
     trials = _numbered(trials, studies)
     if not n_folders:
         notes.append("no trial folders under trials/ yet")
@@ -190,6 +193,33 @@ def load_study(study_dir: str | Path) -> Study:
         _listed(d / "trials.csv", notes),
         studies,
     )
+
+
+def _optuna(d: Path, name: str, config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The study's Optuna studies: from d/optuna.db, or copied from the storage where.optuna_storage names."""
+    url = (config.get("where") or {}).get("optuna_storage")
+    if not url:
+        return optuna_studies(d, name, notes)
+    import tempfile
+
+    import optuna
+
+    from study.optuna_bridge import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            src = open_storage(url)
+            names = {s.study_name for s in optuna.get_all_study_summaries(src)}
+            for task in TASKS:
+                if f"{name}/{task}" in names:
+                    optuna.copy_study(
+                        from_study_name=f"{name}/{task}", from_storage=src, to_storage=f"sqlite:///{tmp}/optuna.db"
+                    )
+        except Exception as e:  # noqa: BLE001 - any unreachable or unreadable storage becomes one note
+            notes.append(f"the Optuna storage {url!r} is unreadable ({str(e).splitlines()[0][:120]}): no importance")
+            return {}
+        return optuna_studies(Path(tmp), name, notes)
 
 
 def _numbered(trials: pd.DataFrame, studies: dict[str, Any]) -> pd.DataFrame:
