@@ -234,19 +234,32 @@ def test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri(s3, tmp_p
     assert len(trials) == 3 and {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
     assert len({t.user_attrs["tune_trial_id"] for t in trials}) == 3
 
-    # the report from the URI into a fresh local folder, on a third machine; nothing uploaded with --out
-    out = tmp_path / "report"
+    # replicates from the URI, on a third machine: run folders, plan and summary reach the URI
     r = subprocess.run(
-        SEQSUM + ["report", f"{uri}/{name}", "--out", str(out), "--no-reference"],
-        env=env("reader"),
+        SEQSUM + ["study", "rerun", f"{uri}/{name}", "--top", "1", "--seeds", "1", "--epochs", "1"],
+        env=env("rerunner"),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    files = s3.files(prefix)
+    assert {"rerun/plan.json", "rerun/state.json", "rerun/summary.csv"} <= set(files), sorted(files)
+    assert len([k for k in files if k.startswith("rerun/sum/") and k.endswith("/summary.json")]) == 1
+    assert any(k.startswith("tune/rerun/") for k in files)
+
+    # the report from the URI into a fresh local folder, on a fourth machine; nothing uploaded with --out
+    out = tmp_path / "report"
+    report = SEQSUM + ["report", f"{uri}/{name}", "--no-reference"]
+    r = subprocess.run(report + ["--out", str(out)], env=env("reader"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (out / "index.html").is_file() and (out / "tables").is_dir()
-    assert "3" in (out / "report.md").read_text()
+    assert "Compared (sum): the replicates" in (out / "report.md").read_text()  # rerun/ came from the URI
     assert not any(k.startswith("report/") for k in s3.files(prefix))
+    # without --out the report goes to URI/report
+    r = subprocess.run(report, env=env("reader"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert {"report/index.html", "report/report.md"} <= set(s3.files(prefix))
 
     # the same study cannot be launched over itself (checked at the URI, before Ray starts)
     r = subprocess.run(launch, env=env("launcher"), capture_output=True, text=True, timeout=60)
