@@ -5,6 +5,7 @@ whose `local` folder is where every command reads and writes."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,13 @@ def load_study(location: str | Path, skip: tuple[str, ...] = ()) -> tuple[storag
 
 
 def check_new_study_dir(cfg: StudyConfig) -> storage.Place:
-    """The Place a new study would get; refuses one that holds anything already (nothing is written)."""
+    """The Place a new study would get; refuses one that holds anything already, or a folder that cannot
+    be made or written (nothing is written)."""
     p = place_of(cfg)
     if p.remote:
         storage.check(p.where)
-    elif p.local.exists() and not p.local.is_dir():
-        raise StudyError(f"{p.where!r} exists and is not a folder; choose another --name or --storage")
+    else:
+        _check_writable(p.local)
     if storage.exists(p, SPEC):
         if StudyConfig.from_yaml(storage.read_text(p, SPEC)).to_dict() == cfg.to_dict():
             raise StudyError(f"study {p.where!r} already exists; continue it with: seqsum study resume {p.where}")
@@ -63,11 +65,28 @@ def check_new_study_dir(cfg: StudyConfig) -> storage.Place:
     return p
 
 
+def _check_writable(folder: Path) -> None:
+    """A study folder that exists as a folder, or whose nearest existing parent is a writable folder."""
+    if folder.exists() and not folder.is_dir():
+        raise StudyError(f"{str(folder)!r} exists and is not a folder; choose another --name or --storage")
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StudyError(f"storage {str(folder.parent)!r} cannot be made: {str(parent)!r} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StudyError(f"storage {str(folder.parent)!r} is not writable ({str(parent)!r}); choose another --storage")
+
+
 def create_study_dir(cfg: StudyConfig) -> storage.Place:
     p = check_new_study_dir(cfg)
     storage.forget(p)  # a URI's working copy starts afresh
     p.local.mkdir(parents=True, exist_ok=True)
     write_text(p.local / SPEC, cfg.to_yaml())
     write_state(p.local, {"tasks": {}})
-    p.push()
+    try:
+        p.push()
+    except Exception as e:  # noqa: BLE001 - e.g. credentials that may read but not write
+        storage.forget(p)
+        raise StudyError(f"cannot write to {p.where!r}: {str(e).splitlines()[0][:200]}") from None
     return p

@@ -80,8 +80,10 @@ def rerun(
                 write_state(out, {"status": "done"})
             summary = summarize(study_dir)
             write_csv(out / "summary.csv", summary)
-        finally:  # at the end, on Ctrl-C and on any error: a URI gets what the working copy holds
+        except BaseException:  # Ctrl-C or an error: a URI gets what the working copy holds
             storage.sync(place)
+            raise
+        storage.sync(place, strict=True)  # and at the end, or one line says what did not reach it
     print(summary_text(summary), flush=True)
     return summary
 

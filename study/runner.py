@@ -73,9 +73,12 @@ def _warn_families(cfg: StudyConfig) -> None:
 def _run(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
     with storage.active(place):
         try:
-            return _run_tasks(place, cfg, report, pools)
-        finally:  # at the end, on Ctrl-C and on any error: the URI gets what the working copy holds
+            out = _run_tasks(place, cfg, report, pools)
+        except BaseException:  # Ctrl-C or an error: the URI gets what the working copy holds
             storage.sync(place)
+            raise
+        storage.sync(place, strict=True)  # and at the end, or one line says what did not reach it
+        return out
 
 
 def _run_tasks(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pools) -> Path:

@@ -256,12 +256,16 @@ def push(p: Place) -> None:
         del synced[rel]
 
 
-def sync(p: Place) -> None:
-    """Push a URI study's working copy; a failure is a warning (the next synchronisation point retries)."""
+def sync(p: Place, strict: bool = False) -> None:
+    """Push a URI study's working copy. A failure is a warning (the next synchronisation point retries),
+    or with `strict` (a command's last one) a StudyError naming the working copy."""
     try:
         p.push()
     except Exception as e:  # noqa: BLE001 - the trials are safe in Tune's experiment at the URI
-        print(f"seqsum: warning: could not upload to {p.where}: {str(e).splitlines()[0][:200]}", file=sys.stderr)
+        why = f"could not upload to {p.where}: {str(e).splitlines()[0][:200]}"
+        if strict:
+            raise StudyError(f"{why}; the study's files are in {p.local}, the trials at the URI") from None
+        print(f"seqsum: warning: {why}", file=sys.stderr)
 
 
 def forget(p: Place) -> None:

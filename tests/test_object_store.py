@@ -296,3 +296,16 @@ def test_bad_optuna_storage_fails_before_ray_and_writes_nothing(tmp_path, capsys
         err = capsys.readouterr().err.strip()
         assert "--optuna-storage" in err and url in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "st").exists() and not (tmp_path / "missing-dir").exists()
+
+
+def test_storage_folder_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    for st, expected in ((f, "is a file"), (f / "below", "is a file"), (tmp_path, None)):
+        if expected is None:
+            (tmp_path / "smoke").write_text("a file where the study folder goes")
+            expected = "exists and is not a folder"
+        assert main(["study", "launch", "--preset", "smoke", "--storage", str(st)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "smoke"] and f.read_text() == "x"
