@@ -123,6 +123,12 @@ def run_row(run: Path, kind: str = "search") -> dict[str, Any]:
         "batch_size": cfg.train.batch_size,
         "max_len": cfg.data.max_len,
         "test_max_len": cfg.data.test_max_len,
+        "balance": cfg.data.balance,
+        "holdout": cfg.data.holdout if isinstance(cfg.data.holdout, str) else json.dumps(cfg.data.holdout),
+        "train_images": cfg.data.train_images,
+        "outputs": cfg.model.outputs,
+        "head": cfg.model.head,
+        "class_weight": cfg.train.class_weight,
         "run_dir": str(run),
     }
     if row.get("source_trial_id") is not None:

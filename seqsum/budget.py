@@ -77,6 +77,8 @@ def parameters(cfg: RunConfig) -> int:
         n += c_in * ch * k * k + ch
         c_in = ch
     d_in = _per_image_floats(cfg)[1]
+    if m.head != "dense":  # seqsum.heads.ArithmeticHead: digit Linear(F, 1), a unit over [x_t, h] (no GRU)
+        return n + d_in + 1 + 2
     for h in m.gru_hidden:
         n += 3 * h * (d_in + h) + 6 * h
         d_in = h

@@ -1,4 +1,4 @@
-"""The `seqsum` command line: train | study launch/resume/rerun | report | filters.
+"""The `seqsum` command line: train | evaluate | study launch/resume/rerun | report | filters.
 
 Every bad input ends in one line `seqsum: error: ...` and exit code 2, before anything is written.
 """
@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an earlier seqsum run in --out")
     t.add_argument("--resume", help="continue the run in this folder (or checkpoint file); --epochs may extend it")
     t.set_defaults(func=cmd_train)
+    from .rescore import add_parser as add_evaluate
+
+    add_evaluate(sub)
     for module in ("study.cli", "analysis.cli"):
         try:
             mod = __import__(module, fromlist=["add_parsers"])

@@ -20,6 +20,12 @@ ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("rmsprop", "adam")
 SOURCES = ("mnist5k", "mnist")
 DEVICES = ("auto", "cpu", "cuda")
+BALANCES = ("none", "target")  # data.balance: training targets as drawn | uniform per length
+CLASS_WEIGHTS = ("none", "inverse_frequency")  # train.class_weight
+OUTPUTS = ("last", "every_step")  # model.outputs: the value after the last digit | after every digit
+HEADS = ("dense", "nau", "nmu")  # model.head: a linear layer on the GRU | a neural arithmetic unit over time
+HEAD_LOSSES = ("mse", "log")  # the losses an arithmetic head (a value, not classes) supports
+MAX_TUPLE_LEN = 6  # balance / holdout / class_weight enumerate the 10^L digit tuples of every training length
 MAX_SEED = 2**62  # seeds are 0 .. 2^62 - 1: torch.manual_seed takes them, and split_seed + 1,000,003 too
 MAX_CLASSIFY_PRODUCT_LEN = 30  # 246,017 classes, enumerated in ~5 s; the count grows ~ length^4, the time ~ length^5
 
@@ -45,6 +51,9 @@ class DataConfig:
     valid_size: int = 2_000  # fixed validation sequences
     test_size: int = 5_000  # fixed test sequences
     pairs_per_cell: int = 200  # distinct length-2 test image pairs per (a, b) cell of the digit-pair grid
+    balance: str = "none"  # none | target: training targets uniform within each length (seqsum.sampling)
+    holdout: Any = ()  # [] | [[a, b], ...] (order-free) | "random:F": digit pairs no training sequence contains
+    train_images: int | None = None  # use a seeded subset of N training-pool images (learning curves); null = all
 
     @property
     def test_max_len(self) -> int:
@@ -59,7 +68,9 @@ class ModelConfig:
     conv_kernels: tuple[int, ...] = (4, 3)  # kernel size per conv layer (valid padding)
     activation: str = "tanh"  # tanh | relu, after every conv
     gru_hidden: tuple[int, ...] = (200, 100)  # hidden size per GRU layer
-    dropout: float = 0.2  # before the head
+    dropout: float = 0.2  # before the head (dense only)
+    outputs: str = "last"  # last | every_step: predict the running value after every digit, loss on every step
+    head: str = "dense"  # dense | nau | nmu: an arithmetic unit over per-step CNN digit features (no GRU)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,8 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient norm; None = no clipping
     seed: int = 0  # model init and training batches
     device: str = "auto"  # auto | cpu | cuda
+    class_weight: str = "none"  # none | inverse_frequency: weight each sequence's loss by 1 / p(its target)
+    sparsity: float = 1.0  # nau/nmu: weight of the sparsity regulariser at the end of its ramp (0.2 -> 0.6 of training)
 
 
 @dataclass(frozen=True)
@@ -178,10 +191,13 @@ def _section(kind: type, d: Any, name: str):
         raise ConfigError(f"unknown key(s) {unknown} in section {name!r}; allowed: {', '.join(names)}")
     kwargs = {}
     for k, v in d.items():
-        if isinstance(v, list):
-            v = tuple(v)
-        kwargs[k] = v
+        kwargs[k] = _tuples(v)
     return kind(**kwargs)
+
+
+def _tuples(v: Any) -> Any:
+    """Lists (from JSON/YAML) as tuples, nested too, so a config stays hashable."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
 def _choice(problems: list[str], name: str, value: Any, allowed: tuple) -> None:
@@ -208,6 +224,11 @@ def _problems(c: RunConfig) -> list[str]:
     _choice(p, "activation", m.activation, ACTIVATIONS)
     _choice(p, "optimizer", t.optimizer, OPTIMIZERS)
     _choice(p, "device", t.device, DEVICES)
+    _choice(p, "data.balance", d.balance, BALANCES)
+    _choice(p, "train.class_weight", t.class_weight, CLASS_WEIGHTS)
+    _choice(p, "model.outputs", m.outputs, OUTPUTS)
+    _choice(p, "model.head", m.head, HEADS)
+    _mechanism_problems(p, d, m, t)
     if not (_is_int(d.max_len) and d.max_len >= 1):
         p.append(f"max_len must be an integer >= 1, got {d.max_len!r}")
     elif not (_is_int(d.min_len) and 1 <= d.min_len <= d.max_len):
@@ -257,6 +278,38 @@ def _problems(c: RunConfig) -> list[str]:
             f"(eval_max_len or max_len) must be <= {MAX_CLASSIFY_PRODUCT_LEN} (246,017 classes), got {d.test_max_len}"
         )
     return p
+
+
+def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainConfig) -> None:
+    """The issue-12 switches: holdout, train_images, sparsity, which losses a head takes, enumeration limits."""
+    from .sampling import parse_holdout
+
+    try:
+        parse_holdout(d.holdout, 0)
+    except (ValueError, TypeError) as e:
+        p.append(f"data.holdout: {e}")
+    if d.train_images is not None and not (_is_int(d.train_images) and d.train_images >= 10):
+        p.append(f"data.train_images must be an integer >= 10 or null (all), got {d.train_images!r}")
+    if not (_is_number(t.sparsity) and t.sparsity >= 0):
+        p.append(f"train.sparsity must be a finite number >= 0, got {t.sparsity!r}")
+    if m.head in ("nau", "nmu") and t.loss not in HEAD_LOSSES:
+        p.append(f"model.head {m.head} predicts a value: loss must be one of {', '.join(HEAD_LOSSES)}, got {t.loss!r}")
+    if m.head in ("nau", "nmu") and t.standardize is True:
+        p.append(f"model.head {m.head} predicts the raw value: standardize must be false")
+    uses = [
+        k
+        for k, on in (
+            ("data.balance", d.balance == "target"),
+            ("data.holdout", bool(d.holdout)),
+            ("train.class_weight", t.class_weight == "inverse_frequency"),
+        )
+        if on
+    ]
+    if uses and _is_int(d.max_len) and d.max_len > MAX_TUPLE_LEN:
+        p.append(
+            f"{', '.join(uses)} enumerate the digit tuples of every training length: max_len must be "
+            f"<= {MAX_TUPLE_LEN}, got {d.max_len}"
+        )
 
 
 # The original post's model and training (Keras, 2016).

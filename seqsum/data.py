@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, DataConfig
+from .sampling import contains_pair, parse_holdout
 
 # File stems of the four MNIST IDX files; both torchvision's names and the common dotted variant.
 _IDX = {
@@ -306,6 +307,12 @@ def _distinct(cap: int, k: int, gen: torch.Generator) -> torch.Tensor:
     return torch.tensor(list(seen)[:k], dtype=torch.long)
 
 
+def held_out_rows(digits: torch.Tensor, lengths: torch.Tensor, pairs) -> torch.Tensor:
+    """(B,) bool: the sequence holds a held-out pair among its real digits."""
+    real = torch.arange(digits.shape[1], device=digits.device) < lengths[:, None]
+    return contains_pair(torch.where(real, digits, torch.full_like(digits, -1)).cpu(), pairs)
+
+
 @dataclass
 class EvalSets:
     """The fixed validation, test and pair-grid sequences of a run (same split_seed -> same sets)."""
@@ -313,6 +320,8 @@ class EvalSets:
     valid: Sequences
     test: Sequences
     pairs: Sequences
+    holdout: tuple[tuple[int, int], ...] = ()  # data.holdout's pairs: evaluation reports them apart
+    train_max_len: int | None = None  # the longest training length: longer test lengths are extrapolated
 
 
 def eval_sets(pools: Pools, cfg: DataConfig, device: torch.device | str | None = None) -> EvalSets:
@@ -321,4 +330,4 @@ def eval_sets(pools: Pools, cfg: DataConfig, device: torch.device | str | None =
     valid = sample(pools, pools.valid, cfg.valid_size, cfg.min_len, cfg.max_len, gen, device)
     test = sample(pools, pools.test, cfg.test_size, 1, cfg.test_max_len, gen, device)
     pairs = pair_grid_sequences(pools, cfg.pairs_per_cell, gen, device)
-    return EvalSets(valid, test, pairs)
+    return EvalSets(valid, test, pairs, parse_holdout(cfg.holdout, cfg.split_seed), cfg.max_len)

@@ -2,6 +2,10 @@
 
 *exact* is the share of sequences whose decoded prediction, rounded, equals the target; *rel_err* is
 `relative_error`: |error| / max(|target|, 1), so for target 0 it is the absolute error.
+
+The issue-12 switches add (only when they are on): a `held_out` column and held-out/seen metrics
+(data.holdout), `test/step=K/*` (model.outputs every_step), and for every test length beyond the
+training lengths `extrapolated_lengths` plus, for a classifier, `test/len=K/unreachable`.
 """
 
 from __future__ import annotations
@@ -13,25 +17,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import EvalSets, Pools, Sequences
+from .data import EvalSets, Pools, Sequences, held_out_rows
 from .stats import wilson
-from .targets import Codec, target
+from .targets import ClassifyCodec, Codec, achievable_values, running_target, target
 
 # The summary.json metrics that reports compare across runs, families and seeds (defined once).
 COMPARED_METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact", "valid/exact")
 
 
 @torch.no_grad()
-def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 4096) -> torch.Tensor:
-    """Decoded predictions (n,) float64 for every sequence in `seqs`."""
+def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 4096, steps: bool = False) -> torch.Tensor:
+    """Decoded predictions (n,) float64 for every sequence in `seqs`; with `steps`, (n, T) after every step."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(seqs), batch):
         b = seqs[i : i + batch]
         pooled = getattr(model, "forward_pool", None)  # one CNN pass per distinct image
-        raw = pooled(pools.images, b.idx, b.lengths) if pooled else model(pools.images[b.idx], b.lengths)
-        out.append(codec.decode(raw))
+        kw = {"steps": True} if steps else {}
+        raw = pooled(pools.images, b.idx, b.lengths, **kw) if pooled else model(pools.images[b.idx], b.lengths, **kw)
+        out.append(codec.decode(raw.reshape(-1, raw.shape[-1])).reshape(raw.shape[:-1]) if steps else codec.decode(raw))
     model.train(was_training)
     return torch.cat(out)
 
@@ -75,7 +80,56 @@ def evaluate(model, codec: Codec, pools: Pools, sets: EvalSets, task: str) -> Ev
     nine = pairs[(pairs.a == 9) & (pairs.b == 9)].iloc[0]
     metrics["pairs/exact"] = float(pairs.exact.mean())
     metrics["pairs/9x9/exact"] = float(nine.exact)
+    if sets.holdout:
+        _held_out(preds, pairs, sets, metrics)
+    if getattr(model, "outputs", "last") == "every_step":
+        metrics.update(step_metrics(model, codec, pools, sets.test, task))
+    if sets.train_max_len is not None and preds.length.max() > sets.train_max_len:
+        _extrapolation(preds, codec, sets.train_max_len, task, metrics)
     return Evaluation(preds, per_target_table(preds), pairs, metrics)
+
+
+def _held_out(preds: pd.DataFrame, pairs: pd.DataFrame, sets: EvalSets, metrics: dict[str, Any]) -> None:
+    """data.holdout: a `held_out` column (the sequence holds a held-out pair) and metrics for each side."""
+    seqs = sets.test
+    preds["held_out"] = held_out_rows(seqs.digits, seqs.lengths, sets.holdout).numpy()
+    held = {tuple(p) for p in sets.holdout}
+    pairs["held_out"] = [(min(a, b), max(a, b)) in held for a, b in zip(pairs.a, pairs.b)]
+    for name, side in (("held_out", True), ("seen", False)):
+        part = preds[preds.held_out == side]
+        metrics[f"test/{name}/n"] = int(len(part))
+        metrics[f"test/{name}/exact"] = float(part.correct.mean()) if len(part) else float("nan")
+        cells = pairs[pairs.held_out == side]
+        metrics[f"pairs/{name}/exact"] = float(cells.exact.mean()) if len(cells) else float("nan")
+
+
+def step_metrics(model, codec: Codec, pools: Pools, seqs: Sequences, task: str) -> dict[str, Any]:
+    """model.outputs every_step: test/step=K/{n,exact,mae} of the running value after digit K, over the test
+    sequences of length >= K."""
+    pred = predict(model, codec, pools, seqs, steps=True).cpu()  # (n, T)
+    tgt = running_target(task, seqs.digits, seqs.lengths).cpu()
+    real = seqs.mask.cpu()
+    out: dict[str, Any] = {}
+    for k in range(pred.shape[1]):
+        rows = real[:, k]
+        p, t = pred[rows, k], tgt[rows, k]
+        out[f"test/step={k + 1}/n"] = int(rows.sum())
+        out[f"test/step={k + 1}/exact"] = (p.round() == t).double().mean().item()
+        out[f"test/step={k + 1}/mae"] = (p - t).abs().mean().item()
+    return out
+
+
+def _extrapolation(preds: pd.DataFrame, codec: Codec, train_max_len: int, task: str, metrics: dict[str, Any]) -> None:
+    """Test lengths beyond training: listed; a classifier's unreachable share per length (targets that are
+    no class it was trained on: outside its class set or not achievable at the training lengths)."""
+    lengths = sorted(int(v) for v in preds.length.unique())
+    metrics["trained_lengths"] = [n for n in lengths if n <= train_max_len]
+    metrics["extrapolated_lengths"] = [n for n in lengths if n > train_max_len]
+    if not isinstance(codec, ClassifyCodec):
+        return
+    trained = set(achievable_values(task, train_max_len)) & set(codec.values.long().tolist())
+    for length, g in preds.groupby("length"):
+        metrics[f"test/len={length}/unreachable"] = float((~g.target.isin(trained)).mean())
 
 
 def prediction_frame(model, codec: Codec, pools: Pools, seqs: Sequences, task: str) -> pd.DataFrame:

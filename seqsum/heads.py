@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-HEADS = ("dense", "nau", "nmu")
+from .config import HEADS  # noqa: F401 - the one list of heads (model.head)
 
 
 class NAU(nn.Module):
@@ -84,6 +84,11 @@ class ArithmeticHead(nn.Module):
 
     def regularizer(self) -> torch.Tensor:
         return self.unit.regularizer()
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Keep the unit's weights in their range after an optimizer step ([-1, 1] NAU, [0, 1] NMU)."""
+        self.unit.W.clamp_(-1.0 if self.kind == "nau" else 0.0, 1.0)
 
 
 def sparsity_weight(progress: float, start: float = 0.2, end: float = 0.6, scale: float = 1.0) -> float:

@@ -8,6 +8,10 @@ The hot path (see docs/PERFORMANCE.md): the first GRU layer's input projection (
 matmul over the real images only, and the recurrence (T <= a few steps) runs here with the
 `nn.GRU` module's own parameters. Deeper GRU layers, whose inputs are small, run as `nn.GRU`.
 The parameters and the state_dict are exactly those of the plain modules.
+
+`model.outputs: every_step` reads the head at every step (`forward_steps`, (B, T, out_dim)); `forward`
+is always the last real step. `model.head: nau | nmu` replaces the GRU stack and the dense head by an
+arithmetic unit (seqsum.heads.ArithmeticHead) accumulating over time on the per-step CNN features.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .config import ModelConfig
+from .heads import ArithmeticHead
 
 
 class _TanhFn(torch.autograd.Function):
@@ -59,6 +64,11 @@ class CnnGru(nn.Module):
             c_in, side = c, side - k + 1
         self.cnn = nn.Sequential(*layers, nn.Flatten())
         self.feat_dim = c_in * side * side
+        self.outputs, self.kind = cfg.outputs, cfg.head
+        if cfg.head != "dense":  # an arithmetic unit over time on the CNN features: no GRU, no dropout
+            self.grus = nn.ModuleList()
+            self.head: nn.Module = ArithmeticHead(cfg.head, self.feat_dim)
+            return
         grus, d_in = [], self.feat_dim
         for h in cfg.gru_hidden:
             grus.append(nn.GRU(d_in, h, batch_first=True))
@@ -68,20 +78,30 @@ class CnnGru(nn.Module):
         self.head = nn.Linear(d_in, out_dim)
 
     @property
+    def arithmetic(self) -> bool:
+        return isinstance(self.head, ArithmeticHead)
+
+    @property
     def first_conv(self) -> nn.Conv2d | None:
         return next((m for m in self.cnn if isinstance(m, nn.Conv2d)), None)
 
-    def forward(self, images: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """images (B, T, 28, 28) uint8 or float in [0, 255], lengths (B,) -> (B, out_dim)."""
+    def forward(self, images: torch.Tensor, lengths: torch.Tensor, steps: bool = False) -> torch.Tensor:
+        """images (B, T, 28, 28) uint8 or float in [0, 255], lengths (B,) -> (B, out_dim) at the last real
+        step, or (B, T, out_dim) at every step with `steps` (padded steps: unspecified)."""
         B, T = images.shape[:2]
         lengths = lengths.to(images.device)
         real = self._real_steps(T, lengths)
         pixels = images.transpose(0, 1).reshape(T * B, *images.shape[2:]).index_select(0, real)
         gi_real = self._input_gates(pixels)  # (N, 3H): the big matmul, real rows only
-        return self._sequence(gi_real, real, B, T, lengths)
+        return self._sequence(gi_real, real, B, T, lengths, steps)
+
+    def forward_steps(self, images: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.forward(images, lengths, steps=True)
 
     @torch.no_grad()
-    def forward_pool(self, pool: torch.Tensor, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward_pool(
+        self, pool: torch.Tensor, idx: torch.Tensor, lengths: torch.Tensor, steps: bool = False
+    ) -> torch.Tensor:
         """forward(pool[idx], lengths) for inference, with the CNN and the first GRU layer's input
         projection run once per distinct image (evaluation sets reuse a few hundred test images
         many times: the 10x10 pair grid scores 20,000 sequences of ~500 images)."""
@@ -91,7 +111,7 @@ class CnnGru(nn.Module):
         flat = idx.to(pool.device).transpose(0, 1).reshape(-1).index_select(0, real)  # (N,) image of each real step
         uniq, inverse = flat.unique(return_inverse=True)  # (U,), (N,)
         gi_real = self._input_gates(pool.index_select(0, uniq)).index_select(0, inverse)  # (N, 3H)
-        return self._sequence(gi_real, real, B, T, lengths)
+        return self._sequence(gi_real, real, B, T, lengths, steps)
 
     @staticmethod
     def _real_steps(T: int, lengths: torch.Tensor) -> torch.Tensor:
@@ -99,24 +119,34 @@ class CnnGru(nn.Module):
         return mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat (t, b) positions of the real steps
 
     def _input_gates(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, 28, 28) images -> (N, 3H) first GRU layer input gates x W_ih^T + b_ih."""
+        """(N, 28, 28) images -> (N, 3H) first GRU layer input gates x W_ih^T + b_ih (arithmetic head:
+        the (N, F) CNN features)."""
         f = self.cnn(pixels.unsqueeze(1).float().div_(255.0))  # (N, F)
+        if self.arithmetic:
+            return f
         gru = self.grus[0]
         return F.linear(f, gru.weight_ih_l0, gru.bias_ih_l0)
 
     def _sequence(
-        self, gi_real: torch.Tensor, real: torch.Tensor, B: int, T: int, lengths: torch.Tensor
+        self, gi_real: torch.Tensor, real: torch.Tensor, B: int, T: int, lengths: torch.Tensor, steps: bool = False
     ) -> torch.Tensor:
-        """Input gates of the real steps -> the GRU stack -> head at each sequence's last real step."""
-        gru = self.grus[0]
+        """Input gates of the real steps -> the GRU stack -> head at each sequence's last real step
+        (B, out_dim), or at every step (B, T, out_dim) with `steps`."""
         # (T, B, 3H); padded steps get zeros, and they all come after their sequence's last real step
         gi = gi_real.new_zeros(T * B, gi_real.shape[1]).index_copy(0, real, gi_real).view(T, B, -1)
+        if self.arithmetic:
+            mask = torch.arange(T, device=lengths.device)[:, None] < lengths  # (T, B)
+            v = self.head(gi, mask)  # (T, B, 1): the running value; a padded step keeps it
+            return v.transpose(0, 1) if steps else v[lengths - 1, torch.arange(B, device=v.device)]
+        gru = self.grus[0]
         x = _gru_recurrence(gi, gru.weight_hh_l0, gru.bias_hh_l0)  # (T, B, H)
         if len(self.grus) > 1:
             x = x.transpose(0, 1)  # (B, T, H)
             for g in self.grus[1:]:
                 x, _ = g(x)  # (B, T, H): small inputs, nn.GRU's own loop
             x = x.transpose(0, 1)
+        if steps:
+            return self.head(self.drop(x)).transpose(0, 1)  # (B, T, out_dim)
         last = x[lengths - 1, torch.arange(B, device=x.device)]  # (B, H) at each last real step
         return self.head(self.drop(last))  # (B, out_dim)
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 import torch
 
-BALANCES = ("none", "target")
-MAX_TUPLE_LEN = 6  # 10^6 tuples: the largest length enumerated
+from .config import BALANCES, MAX_TUPLE_LEN  # MAX_TUPLE_LEN: 10^6 tuples, the largest length enumerated
+
 ALL_PAIRS = tuple((a, b) for a in range(10) for b in range(a, 10))  # the 55 unordered digit pairs
 
 
@@ -76,7 +76,7 @@ class TupleSampler:
     def __init__(self, task: str, min_len: int, max_len: int, balance: str = "none", holdout=()):
         if balance not in BALANCES:
             raise ValueError(f"unknown balance {balance!r}; allowed: {', '.join(BALANCES)}")
-        self.max_len = max_len
+        self.task, self.max_len = task, max_len
         self.lengths = list(range(min_len, max_len + 1))
         self.tuples, self.weights = [], []
         for L in self.lengths:
@@ -91,6 +91,21 @@ class TupleSampler:
                 w = torch.ones(len(t), dtype=torch.float64)
             self.tuples.append(t)
             self.weights.append(w)
+
+    def distribution(self, every_step: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exact distribution of training targets: (values, probabilities), values sorted, float64.
+
+        With `every_step`, of the running values after every digit of every sequence (what a
+        model.outputs=every_step loss sees), each sequence counting once per step."""
+        values, probs = [], []
+        for t, w in zip(self.tuples, self.weights):
+            p = w / w.sum() / len(self.lengths)
+            for k in range(1, t.shape[1] + 1) if every_step else [t.shape[1]]:
+                values.append(tuple_values(self.task, t[:, :k]))
+                probs.append(p)
+        uniq, inverse = torch.cat(values).unique(return_inverse=True)
+        total = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inverse, torch.cat(probs))
+        return uniq.double(), total / total.sum()
 
     def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """-> digits (n, max_len) int64 (0 on padded steps), lengths (n,) int64; draws from CPU `gen`."""

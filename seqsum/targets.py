@@ -27,6 +27,18 @@ def target(task: str, digits: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     raise ConfigError(f"unknown task {task!r}; allowed: sum, product")
 
 
+def running_target(task: str, digits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T) digits, (B,) lengths -> (B, T) float64 running sum or product after every step; padded
+    steps keep the last real step's value (so column lengths - 1 is `target`)."""
+    mask = torch.arange(digits.shape[1], device=digits.device) < lengths[:, None]
+    d = digits.to(torch.float64)
+    if task == "sum":
+        return (d * mask).cumsum(1)
+    if task == "product":
+        return torch.where(mask, d, torch.ones_like(d)).cumprod(1)
+    raise ConfigError(f"unknown task {task!r}; allowed: sum, product")
+
+
 @cache
 def achievable_values(task: str, max_len: int) -> tuple[int, ...]:
     """Every value the task can produce from 1..max_len digits, sorted."""
@@ -67,9 +79,16 @@ class Codec:
     def decode(self, out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss(self, out: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Mean loss of raw outputs `out` (B, out_dim) against (B,) target values."""
-        return F.mse_loss(out[:, 0], self.encode(values).to(out.dtype))
+    def loss(self, out: torch.Tensor, values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean loss of raw outputs `out` (B, out_dim) against (B,) target values; `weight` (B,) weighs
+        each sequence's term (train.class_weight)."""
+        if weight is None:
+            return F.mse_loss(out[:, 0], self.encode(values).to(out.dtype))
+        return _weighted((out[:, 0] - self.encode(values).to(out.dtype)) ** 2, weight)
+
+
+def _weighted(per_item: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return (per_item * weight.to(per_item.dtype)).mean()
 
 
 class MseCodec(Codec):
@@ -106,11 +125,36 @@ class ClassifyCodec(Codec):
     def decode(self, out):
         return self.values.to(out.device)[out.argmax(1)]
 
-    def loss(self, out, values):
-        return F.cross_entropy(out, self.encode(values))
+    def loss(self, out, values, weight=None):
+        if weight is None:
+            return F.cross_entropy(out, self.encode(values))
+        return _weighted(F.cross_entropy(out, self.encode(values), reduction="none"), weight)
 
 
-def make_codec(train: TrainConfig, data: DataConfig) -> Codec:
+class ValueCodec(Codec):
+    """An arithmetic head's output is the value itself: mse on it, or (loss log) on its symmetric log
+    sign(x) log(1 + |x|), which is log1p for the non-negative values the tasks produce."""
+
+    def __init__(self, log: bool = False):
+        self.log = log
+
+    def encode(self, values):
+        return torch.log1p(values) if self.log else values
+
+    def decode(self, out):
+        return out[:, 0].double()
+
+    def loss(self, out, values, weight=None):
+        x = out[:, 0]
+        if self.log:
+            x = torch.sign(x) * torch.log1p(x.abs())
+        sq = (x - self.encode(values).to(out.dtype)) ** 2
+        return sq.mean() if weight is None else _weighted(sq, weight)
+
+
+def make_codec(train: TrainConfig, data: DataConfig, head: str = "dense") -> Codec:
+    if head != "dense":  # nau / nmu (config validation allows only mse and log here)
+        return ValueCodec(log=train.loss == "log")
     if train.loss == "mse":
         if train.standardize:
             return MseCodec(*value_stats(train.task, data.min_len, data.max_len))

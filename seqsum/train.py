@@ -19,10 +19,12 @@ import torch
 
 from .budget import check_memory
 from .config import RunConfig
-from .data import EvalSets, Pools, Sequences, eval_sets, load_pools, sample
+from .data import EvalSets, Pools, Sequences, eval_sets, load_pools
 from .evaluate import predict, value_metrics
+from .heads import sparsity_weight
+from .mechanisms import class_weights, subset_train_pool, training_draw
 from .model import CnnGru
-from .targets import Codec, make_codec, target
+from .targets import Codec, make_codec, running_target, target
 
 Report = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -49,7 +51,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build(cfg: RunConfig) -> tuple[CnnGru, Codec]:
-    codec = make_codec(cfg.train, cfg.data)
+    codec = make_codec(cfg.train, cfg.data, cfg.model.head)
     return CnnGru(cfg.model, codec.out_dim), codec
 
 
@@ -130,23 +132,55 @@ def train_epoch(
     values: torch.Tensor,
     batch_size: int,
     grad_clip: float | None = None,
+    extras: Extras | None = None,
 ) -> torch.Tensor:
     """One optimizer step per batch of `batch_size` sequences of `seqs` (in order); the mean batch
-    loss as a 0-d float64 tensor on the training device (no host synchronization inside)."""
+    loss as a 0-d float64 tensor on the training device (no host synchronization inside).
+
+    `values` are the (n,) targets, or with model.outputs every_step the (n, T) running targets; `extras`
+    carries the issue-12 switches (class weights, the arithmetic head's regulariser, a batch observer)."""
+    x = extras or Extras()
     loss_sum = torch.zeros((), device=values.device, dtype=torch.float64)
     steps = 0
+    n_batches = -(-len(seqs) // batch_size)
     for i in range(0, len(seqs), batch_size):
         b = seqs[i : i + batch_size]
-        out = model(batch_images(pools, b), b.lengths)  # (B, out_dim)
-        loss = codec.loss(out, values[i : i + batch_size])
+        v = values[i : i + batch_size]
+        if x.on_batch is not None:
+            x.on_batch(b)
+        if v.dim() == 2:  # every step: the loss over every real step
+            real = b.mask
+            out = model(batch_images(pools, b), b.lengths, steps=True)[real]  # (N, out_dim)
+            v = v[real]
+        else:
+            out = model(batch_images(pools, b), b.lengths)  # (B, out_dim)
+        loss = codec.loss(out, v, x.weigh(v) if x.weigh is not None else None)
+        if x.sparsity:
+            w = sparsity_weight(x.progress(steps / n_batches), scale=x.sparsity)
+            if w:
+                loss = loss + w * model.head.regularizer()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
+        if getattr(model, "arithmetic", False):
+            model.head.clamp_()
         loss_sum += loss.detach()
         steps += 1
     return loss_sum / max(steps, 1)
+
+
+@dataclass
+class Extras:
+    """What train_epoch adds to the plain loop: per-sequence loss weights (train.class_weight), the
+    arithmetic head's sparsity weight and the share of training done (for its ramp), and `on_batch`,
+    called with every batch of Sequences trained on (tests check what training saw)."""
+
+    weigh: Callable[[torch.Tensor], torch.Tensor] | None = None
+    sparsity: float = 0.0
+    progress: Callable[[float], float] = lambda within_epoch: 0.0
+    on_batch: Callable[[Sequences], None] | None = None
 
 
 def train(
@@ -154,6 +188,7 @@ def train(
     pools: Pools | None = None,
     report: Report | None = None,
     resume: dict[str, Any] | None = None,
+    on_batch: Callable[[Sequences], None] | None = None,
 ) -> TrainResult:
     """Train `cfg`'s model on `pools` (loaded from cfg.data when None).
 
@@ -161,10 +196,11 @@ def train(
     `valid/{exact,mae,mse,rel_err}`, `time/epoch_s` and `status`. A non-finite training loss ends
     the run with status "diverged" (its last metrics are still reported). A config that needs more
     memory than this machine has raises ConfigError first (seqsum.budget.check_memory).
+    `on_batch(seqs)` sees every training batch (tests).
     """
     device = resolve_device(cfg.train.device)
     check_memory(cfg)  # ConfigError before anything big is allocated
-    pools = (pools if pools is not None else load_pools(cfg.data)).to(device)
+    pools = subset_train_pool((pools if pools is not None else load_pools(cfg.data)).to(device), cfg)
     sets = eval_sets(pools, cfg.data)
     torch.manual_seed(cfg.train.seed)
     model, codec = build(cfg)
@@ -196,15 +232,19 @@ def train(
             result.status = "diverged"
             return result
 
-    d, t = cfg.data, cfg.train
+    t = cfg.train
     valid_target = target(t.task, sets.valid.digits, sets.valid.lengths)
+    draw, every_step = training_draw(cfg, pools), cfg.model.outputs == "every_step"
+    sparsity = t.sparsity if model.arithmetic else 0.0
+    extras = Extras(class_weights(cfg), sparsity, on_batch=on_batch)
     before, t0 = result.train_seconds, time.perf_counter()
     for epoch in range(start, t.epochs + 1):
         e0 = time.perf_counter()
         model.train()
-        seqs = sample(pools, pools.train, d.train_size, d.min_len, d.max_len, gen)
-        values = target(t.task, seqs.digits, seqs.lengths)  # (n,)
-        train_loss = train_epoch(model, codec, opt, pools, seqs, values, t.batch_size, t.grad_clip).item()
+        seqs = draw(gen)
+        values = (running_target if every_step else target)(t.task, seqs.digits, seqs.lengths)  # (n,) | (n, T)
+        extras.progress = lambda within, e=epoch: (e - 1 + within) / t.epochs
+        train_loss = train_epoch(model, codec, opt, pools, seqs, values, t.batch_size, t.grad_clip, extras).item()
         diverged = not math.isfinite(train_loss)
         if diverged:
             vm = {"exact": float("nan"), "mae": float("nan"), "mse": float("nan"), "rel_err": float("nan")}

@@ -1,0 +1,76 @@
+"""`seqsum evaluate RUN --out DIR`: score a trained run's checkpoint on longer sequences or another digit
+pool without retraining, writing the evaluation files of a run folder (predictions.parquet, per_target.csv,
+pairs.csv, config.json with the evaluation's data settings, summary.json) into DIR through seqsum.results.
+
+The model and its codec come from the checkpoint's own config (a classifier keeps its class set); only the
+data section changes (eval_max_len, source/root, test_size). DIR follows `train --out`'s rules: absent or
+empty, or with --overwrite a seqsum run folder holding only seqsum's files, and never RUN itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .config import SOURCES
+
+
+def add_parser(sub) -> None:
+    e = sub.add_parser(
+        "evaluate",
+        help="score a trained run on longer sequences or another digit pool (no retraining)",
+        description="Score a trained run folder's checkpoint on its test settings, longer test sequences "
+        "(--eval-max-len) or another digit pool (--data/--data-root), writing predictions, per_target, pairs "
+        "and summary into --out.",
+    )
+    e.add_argument("run", help="a run folder with checkpoint.pt (or the checkpoint file)")
+    e.add_argument("--out", required=True, help="folder to write (must be empty unless --overwrite; not RUN)")
+    e.add_argument("--eval-max-len", type=int, help="longest test sequence (extrapolation beyond max_len)")
+    e.add_argument("--data", help=" | ".join(SOURCES))
+    e.add_argument("--data-root", help="folder with MNIST (torchvision layout or IDX files); implies --data mnist")
+    e.add_argument("--test-size", type=int, help="test sequences (default: the run's)")
+    e.add_argument("--device", help="auto | cpu | cuda (default: cpu)")
+    e.add_argument("--overwrite", action="store_true", help="replace an earlier seqsum run folder in --out")
+    e.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .budget import check_memory
+    from .cli import CliError, _check_out_dir
+    from .data import eval_sets, load_pools
+    from .evaluate import evaluate
+    from .results import clear_run_folder, write_run
+    from .train import load_checkpoint, model_from_checkpoint, resolve_device
+
+    run = Path(a.run)
+    ckpt = run / "checkpoint.pt" if run.is_dir() else run
+    out = Path(a.out)
+    if out.resolve() == ckpt.parent.resolve():
+        raise CliError("--out must be another folder than the run's own (its evaluation files would be replaced)")
+    _check_out_dir(out, a.overwrite)
+    state = load_checkpoint(ckpt)
+    history = list(state["history"])
+    if history and history[-1].get("status") == "diverged":
+        raise CliError(f"the run in {str(ckpt.parent)!r} diverged: there is no model to evaluate")
+    cfg, model, codec = model_from_checkpoint(state)
+    overrides: dict[str, Any] = {"train.device": a.device or "cpu"}
+    for key, value in (("data.eval_max_len", a.eval_max_len), ("data.source", a.data), ("data.test_size", a.test_size)):
+        if value is not None:
+            overrides[key] = value
+    if a.data_root is not None:
+        overrides["data.root"] = a.data_root
+        overrides.setdefault("data.source", "mnist")
+    ecfg = cfg.replace(overrides)
+    device = resolve_device(ecfg.train.device)
+    check_memory(ecfg)
+    pools = load_pools(ecfg.data).to(device)  # a bad data root fails here, before anything is written
+    if a.overwrite:
+        clear_run_folder(out)
+    print(f"seqsum evaluate: {ckpt} on {len(pools.test)} test digits from {pools.source}; writing {out}", flush=True)
+    ev = evaluate(model.to(device), codec, pools, eval_sets(pools, ecfg.data), ecfg.train.task)
+    n_params = sum(p.numel() for p in model.parameters())
+    extra = {"params": n_params, "evaluated_from": str(ckpt.resolve())}
+    summary = write_run(out, ecfg, history, "ok", float(state.get("train_seconds", 0.0)), evaluation=ev, extra=extra)
+    print(f"done: test exact {summary['test/exact']:.3f}  mae {summary['test/mae']:.3f} -> {out}")
+    return 0
