@@ -56,6 +56,7 @@ def _check_resume_flags(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace) -> int:
     from .budget import check_memory
     from .data import load_pools
+    from .mechanisms import subset_train_pool
     from .results import append_metrics, clear_run_folder, finish_run, start_run
     from .train import load_checkpoint, resolve_device, save_checkpoint, train
 
@@ -89,6 +90,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     resolve_device(cfg.train.device)  # --device cuda without CUDA fails here, before anything is written
     check_memory(cfg)  # a config this machine cannot hold fails here, before anything is allocated
     pools = load_pools(cfg.data)  # bad data roots fail here, before anything is written
+    n_train = len(subset_train_pool(pools, cfg).train)  # data.train_images too (train() takes the same subset)
     if new_folder and a.overwrite:
         clear_run_folder(out)  # only seqsum's own files (checked above, before anything was written)
     # The checkpoint's history is the truth: an epoch logged after the last checkpoint (a crash
@@ -106,7 +108,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         )
 
     print(
-        f"seqsum train: {cfg.train.task}/{cfg.train.loss}, {len(pools.train)} train / {len(pools.valid)} valid / "
+        f"seqsum train: {cfg.train.task}/{cfg.train.loss}, {n_train} train / {len(pools.valid)} valid / "
         f"{len(pools.test)} test digits from {pools.source}; writing {out}",
         flush=True,
     )

@@ -78,4 +78,9 @@ def subset_train_pool(pools: Pools, cfg: RunConfig) -> Pools:
         )
     perm = torch.randperm(len(pools.train), generator=torch.Generator().manual_seed(cfg.data.split_seed + 7))
     train = pools.train.cpu()[perm[:n]].sort().values
+    missing = sorted(set(range(10)) - set(pools.labels.cpu()[train].tolist()))
+    if missing:
+        raise ConfigError(
+            f"data.train_images={n}: the subset has no image of digit(s) {missing}; use more training images"
+        )
     return Pools(pools.images, pools.labels, train, pools.valid, pools.test, pools.source)

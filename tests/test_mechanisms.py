@@ -182,6 +182,14 @@ def test_train_images_uses_a_nested_seeded_subset_of_the_training_pool(pools):
     assert set(res.pools.train.tolist()) < set(big.tolist())
     with pytest.raises(ConfigError, match="more than the training pool holds"):
         train(tiny_config(data__train_images=len(pools.train) + 1), pools)
+    with pytest.raises(ConfigError, match="no image of digit"):
+        train(tiny_config(data__train_images=10), pools)
+
+
+def test_a_train_images_value_the_pool_cannot_give_is_refused_before_writing(tmp_path):
+    out = tmp_path / "r"
+    rc, _, err = run_cli("train", "--smoke", "--out", out, "--set", "data.train_images=100000")
+    assert rc == 2 and "data.train_images=100000" in err and not out.exists()
 
 
 def test_train_images_with_balance_draws_only_from_the_subset(pools):
