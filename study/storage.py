@@ -85,8 +85,10 @@ def place(location: str | Path, name: str | None = None) -> Place:
         return Place(str(folder / name) if name else str(folder), folder / name if name else folder)
     where = join(location, name) if name else location.rstrip("/")
     parts = urlsplit(where)
-    local = cache_root() / "studies" / parts.scheme / parts.netloc / parts.path.strip("/")
-    return Place(where, local)
+    segments = [parts.netloc, *parts.path.strip("/").split("/")]
+    if any(seg in (".", "..") for seg in segments) or not parts.scheme.replace("+", "").isalnum():
+        raise StudyError(f"storage URI {where!r}: no '.' or '..' segments allowed, and a scheme such as s3://")
+    return Place(where, cache_root() / "studies" / parts.scheme / "/".join(s for s in segments if s))
 
 
 def cache_root() -> Path:

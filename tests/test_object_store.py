@@ -22,6 +22,7 @@ from raytools import SEQSUM, descendants, kill_pids, ray_env, session_pids, wait
 
 from seqsum.cli import main
 from study import storage
+from study.session import StudyError
 
 MOTO = Path(sys.executable).parent / "moto_server"
 BUCKET = "seqsum-test"
@@ -105,6 +106,9 @@ def test_place_maps_folders_and_uris(tmp_path, monkeypatch):
     assert u.tune_path() == "s3://bkt/studies/x/tune" and u.tune_path("sum") == "s3://bkt/studies/x/tune/sum"
     assert storage.place("s3://bkt/studies/x") == u  # a study's URI names the same place
     assert storage.join("s3://b/p?endpoint_override=h", "x", "y") == "s3://b/p/x/y?endpoint_override=h"
+    for bad in ("s3://bkt/../../home", "s3://bkt/./x", "s3://../x"):  # never a working copy outside the cache
+        with pytest.raises(StudyError, match="'..' segments"):
+            storage.place(bad)
 
 
 def test_push_uploads_changes_and_pull_mirrors_the_uri(s3_env, tmp_path, monkeypatch):
