@@ -373,3 +373,31 @@ def test_switches_work_from_the_train_command_line(tmp_path):
     assert "test/held_out/exact" in summary and "test/step=2/exact" in summary
     rc, _, err = run_cli("train", "--smoke", "--out", tmp_path / "bad", "--set", "model.head=nmu", "--loss", "classify")
     assert rc == 2 and "model.head nmu" in err and not (tmp_path / "bad").exists()
+
+
+def test_switches_are_searchable_in_a_study_space():
+    """A study's space names the keys directly (study/ needs no code for them)."""
+    import yaml
+
+    from study.config import PRESET_DIR, StudyConfig
+
+    d = yaml.safe_load((PRESET_DIR / "smoke.yaml").read_text())
+    d["what"]["space"] = {
+        "loss": {"choices": ["mse", "log"]},
+        "model.head": {"choices": ["dense", "nmu"]},
+        "model.outputs": {"choices": ["last", "every_step"]},
+        "data.balance": {"choices": ["none", "target"]},
+        "data.holdout": {"choices": ["random:0.1"]},
+        "train.class_weight": {"choices": ["none", "inverse_frequency"]},
+        "data.train_images": {"choices": [1000, 2000]},
+    }
+    point = {"loss": "log", "model.head": "nmu", "model.outputs": "every_step", "data.balance": "target"}
+    point |= {"data.holdout": "random:0.1", "train.class_weight": "inverse_frequency", "data.train_images": 1000}
+    run = StudyConfig.from_dict(d).run_config("product", point)
+    assert (run.model.head, run.model.outputs, run.data.balance, run.data.holdout) == (
+        "nmu",
+        "every_step",
+        "target",
+        "random:0.1",
+    )
+    assert (run.train.class_weight, run.data.train_images, run.train.loss) == ("inverse_frequency", 1000, "log")
