@@ -9,6 +9,7 @@ A comparison sentence says "beats" only when the two intervals separate (`seqsum
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,24 @@ def verdict(metric: str, a: str, ia: tuple[float, float], b: str, ib: tuple[floa
     a_better = (ia[1] < ib[0]) if lower else (ia[0] > ib[1])
     win, lose = (a, b) if a_better else (b, a)
     return f"{win} beats {lose} on {metric}"
+
+
+def verdicts(comparison: pd.DataFrame, metrics: Sequence[str] = COMPARED_METRICS) -> list[str]:
+    """One line per metric and pair of families of one task's comparison rows (seed_table's columns):
+    'a beats b' only when both have >= MIN_SEEDS_TO_RANK seeds and their intervals separate."""
+    out = []
+    for metric in metrics:
+        m = comparison[comparison.metric == metric].set_index("family")
+        for a, b in combinations(m.index, 2):
+            n = min(m.n_seeds[a], m.n_seeds[b])
+            if n < 2:
+                out.append(f"{a} vs {b} on {metric}: not separated (one seed: no interval over seeds)")
+            elif n < MIN_SEEDS_TO_RANK:
+                out.append(f"{a} vs {b} on {metric}: not separated ({n} seeds: too few to rank, need "
+                           f"{MIN_SEEDS_TO_RANK})")  # fmt: skip
+            else:
+                out.append(verdict(metric, a, (m.ci_low[a], m.ci_high[a]), b, (m.ci_low[b], m.ci_high[b])))
+    return out
 
 
 def _num(v: float) -> str:

@@ -6,14 +6,13 @@ A sentence that ranks two families is written only when their intervals separate
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from . import plots
 from .baselines import per_family, yardstick_table
-from .compare import COMPARED_METRICS, MIN_SEEDS_TO_RANK, describe, rate_interval, seed_table, verdict
+from .compare import COMPARED_METRICS, describe, rate_interval, seed_table, verdicts
 from .doc import Doc
 from .scores import pair_cells, per_bin, per_length, per_target
 
@@ -77,9 +76,9 @@ def comparison(ctx: Ctx, doc: Doc, headline: list[str]) -> None:
             lines.append(f"{task}, {family}: " + "; ".join(parts))
         doc.bullets(lines)
         doc.bullets(_baseline_lines(ctx, task))
-        verdicts = _verdicts(c)
-        doc.bullets(verdicts)
-        headline += [f"{task}: {v}" for v in verdicts if "beats" in v and "test/exact" in v]
+        ranked = verdicts(c)
+        doc.bullets(ranked)
+        headline += [f"{task}: {v}" for v in ranked if "beats" in v and "test/exact" in v]
         best = c[c.metric == "test/exact"].sort_values("mean", ascending=False)
         if not best.empty:
             b = best.iloc[0]
@@ -116,23 +115,6 @@ def _baseline_lines(ctx: Ctx, task: str) -> list[str]:
                 what += f" ({value:.0f})"
             parts.append(f"{what} exact {r.exact:.3f} {_iv(r.ci_low, r.ci_high)}, MAE {r.mae:,.2f}, MSE {r.mse:,.1f}")
         out.append(f"{task} yardsticks (for {families}, n = {int(g.n.iloc[0])} test sequences): " + "; ".join(parts))
-    return out
-
-
-def _verdicts(c: pd.DataFrame) -> list[str]:
-    """One line per metric and pair of families: 'a beats b' when the intervals over seeds separate."""
-    out = []
-    for metric in COMPARED_METRICS:
-        m = c[c.metric == metric].set_index("family")
-        for a, b in combinations(m.index, 2):
-            n = min(m.n_seeds[a], m.n_seeds[b])
-            if n < 2:
-                out.append(f"{a} vs {b} on {metric}: not separated (one seed: no interval over seeds)")
-            elif n < MIN_SEEDS_TO_RANK:
-                out.append(f"{a} vs {b} on {metric}: not separated ({n} seeds: too few to rank, need "
-                           f"{MIN_SEEDS_TO_RANK})")  # fmt: skip
-            else:
-                out.append(verdict(metric, a, (m.ci_low[a], m.ci_high[a]), b, (m.ci_low[b], m.ci_high[b])))
     return out
 
 
