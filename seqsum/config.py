@@ -22,6 +22,7 @@ SOURCES = ("mnist5k", "mnist")
 DEVICES = ("auto", "cpu", "cuda")
 BALANCES = ("none", "target")  # data.balance: training targets as drawn | uniform per length
 CLASS_WEIGHTS = ("none", "inverse_frequency")  # train.class_weight
+PRECISIONS = ("fp32", "bf16", "auto")  # train.precision: auto = bf16 autocast where the device runs it fast
 OUTPUTS = ("last", "every_step")  # model.outputs: the value after the last digit | after every digit
 HEADS = ("dense", "nau", "nmu")  # model.head: a linear layer on the GRU | a neural arithmetic unit over time
 HEAD_LOSSES = ("mse", "log")  # the losses an arithmetic head (a value, not classes) supports
@@ -88,6 +89,7 @@ class TrainConfig:
     seed: int = 0  # model init and training batches
     device: str = "auto"  # auto | cpu | cuda
     class_weight: str = "none"  # none | inverse_frequency: weight each sequence's loss by 1 / p(its target)
+    precision: str = "fp32"  # fp32 | bf16 | auto: bf16 autocast (fp32 weights and optimizer state); see PRECISIONS
     sparsity: float = 1.0  # nau/nmu: weight of the sparsity regulariser at the end of its ramp (0.2 -> 0.6 of training)
 
 
@@ -226,6 +228,7 @@ def _problems(c: RunConfig) -> list[str]:
     _choice(p, "device", t.device, DEVICES)
     _choice(p, "data.balance", d.balance, BALANCES)
     _choice(p, "train.class_weight", t.class_weight, CLASS_WEIGHTS)
+    _choice(p, "train.precision", t.precision, PRECISIONS)
     _choice(p, "model.outputs", m.outputs, OUTPUTS)
     _choice(p, "model.head", m.head, HEADS)
     _mechanism_problems(p, d, m, t)

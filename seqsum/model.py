@@ -156,13 +156,16 @@ def _gru_recurrence(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) ->
 
     Same equations as torch.nn.GRU (gate order r, z, n; h0 = 0):
     r, z = sigmoid(gi_rz + gh_rz); n = tanh(gi_n + r * gh_n); h' = n + z * (h - n).
+    Under bf16 autocast the matmuls give bf16 gates; the gate arithmetic and the state stay float32
+    (`.float()` is a no-op for float32 tensors, so the float32 path is unchanged bit for bit).
     """
+    gi = gi.float()
     T, B, H3 = gi.shape
     H = H3 // 3
     outs = []
     h = None
     for t in range(T):
-        gh = b_hh.expand(B, H3) if h is None else F.linear(h, w_hh, b_hh)  # h0 = 0: gh = b_hh
+        gh = b_hh.expand(B, H3) if h is None else F.linear(h, w_hh, b_hh).float()  # h0 = 0: gh = b_hh
         g = gi[t]
         rz = torch.sigmoid(g[:, : 2 * H] + gh[:, : 2 * H])
         r, z = rz[:, :H], rz[:, H:]

@@ -8,6 +8,7 @@ steps the optimizer over them, scores the fixed validation set in value space an
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -119,6 +120,31 @@ def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.train.lr)
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """train.precision -> the autocast dtype of the training forward (None: plain float32).
+
+    `auto` is bf16 where the device runs bf16 matmuls fast: a CUDA device with bf16, or a CPU with
+    AMX or AVX-512 BF16 (torch's CPU capability AMX / AVX512 and the amx_bf16 / avx512_bf16 flag)."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and bf16_fast(device):
+        return torch.bfloat16
+    return None
+
+
+def bf16_fast(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu" or torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def batch_images(pools: Pools, seqs: Sequences) -> torch.Tensor:
     return pools.images[seqs.idx]  # (B, T, 28, 28) uint8
 
@@ -133,13 +159,17 @@ def train_epoch(
     batch_size: int,
     grad_clip: float | None = None,
     extras: Extras | None = None,
+    amp: torch.dtype | None = None,
 ) -> torch.Tensor:
     """One optimizer step per batch of `batch_size` sequences of `seqs` (in order); the mean batch
     loss as a 0-d float64 tensor on the training device (no host synchronization inside).
 
     `values` are the (n,) targets, or with model.outputs every_step the (n, T) running targets; `extras`
-    carries the issue-12 switches (class weights, the arithmetic head's regulariser, a batch observer)."""
+    carries the issue-12 switches (class weights, the arithmetic head's regulariser, a batch observer).
+    `amp` (autocast_dtype): the forward runs under autocast to that dtype; the loss, the gradients,
+    the parameters and the optimizer state stay float32."""
     x = extras or Extras()
+    device_type = values.device.type
     loss_sum = torch.zeros((), device=values.device, dtype=torch.float64)
     steps = 0
     n_batches = -(-len(seqs) // batch_size)
@@ -148,12 +178,14 @@ def train_epoch(
         v = values[i : i + batch_size]
         if x.on_batch is not None:
             x.on_batch(b)
-        if v.dim() == 2:  # every step: the loss over every real step
-            real = b.mask
-            out = model(batch_images(pools, b), b.lengths, steps=True)[real]  # (N, out_dim)
-            v = v[real]
-        else:
-            out = model(batch_images(pools, b), b.lengths)  # (B, out_dim)
+        with torch.autocast(device_type, dtype=amp) if amp is not None else contextlib.nullcontext():
+            if v.dim() == 2:  # every step: the loss over every real step
+                real = b.mask
+                out = model(batch_images(pools, b), b.lengths, steps=True)[real]  # (N, out_dim)
+                v = v[real]
+            else:
+                out = model(batch_images(pools, b), b.lengths)  # (B, out_dim)
+        out = out.float()  # no-op in float32
         loss = codec.loss(out, v, x.weigh(v) if x.weigh is not None else None)
         if x.sparsity:
             w = sparsity_weight(x.progress(steps / n_batches), scale=x.sparsity)
@@ -237,6 +269,7 @@ def train(
     draw, every_step = training_draw(cfg, pools), cfg.model.outputs == "every_step"
     sparsity = t.sparsity if model.arithmetic else 0.0
     extras = Extras(class_weights(cfg), sparsity, on_batch=on_batch)
+    amp = autocast_dtype(t.precision, device)
     before, t0 = result.train_seconds, time.perf_counter()
     for epoch in range(start, t.epochs + 1):
         e0 = time.perf_counter()
@@ -244,7 +277,7 @@ def train(
         seqs = draw(gen)
         values = (running_target if every_step else target)(t.task, seqs.digits, seqs.lengths)  # (n,) | (n, T)
         extras.progress = lambda within, e=epoch: (e - 1 + within) / t.epochs
-        train_loss = train_epoch(model, codec, opt, pools, seqs, values, t.batch_size, t.grad_clip, extras).item()
+        train_loss = train_epoch(model, codec, opt, pools, seqs, values, t.batch_size, t.grad_clip, extras, amp).item()
         diverged = not math.isfinite(train_loss)
         if diverged:
             vm = {"exact": float("nan"), "mae": float("nan"), "mse": float("nan"), "rel_err": float("nan")}

@@ -16,6 +16,8 @@ from seqsum.evaluate import evaluate, predict, value_metrics
 from seqsum.stats import wilson
 from seqsum.targets import target
 from seqsum.train import (
+    autocast_dtype,
+    bf16_fast,
     load_checkpoint,
     model_from_checkpoint,
     resolve_device,
@@ -171,6 +173,28 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="'cuda'.*auto, cpu"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"model__outputs": "every_step"}, {"model__head": "nau"}, {"train__loss": "classify"}],
+)
+def test_bf16_autocast_trains_with_float32_weights_and_state(pools, overrides):
+    cfg = tiny_config(train__epochs=2, train__precision="bf16", **overrides)
+    res = train(cfg, pools)
+    assert res.status == "ok" and all(math.isfinite(m["train/loss"]) for m in res.history)
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())
+    fp32 = train(tiny_config(train__epochs=2, **overrides), pools)
+    assert res.history[-1]["train/loss"] != fp32.history[-1]["train/loss"]  # bf16 matmuls really ran
+    assert abs(res.history[0]["train/loss"] - fp32.history[0]["train/loss"]) < 0.1 * abs(fp32.history[0]["train/loss"])
+
+
+def test_precision_choices():
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if bf16_fast(cpu) else None)
+    with pytest.raises(ConfigError, match="train.precision.*fp32"):
+        tiny_config(train__precision="fp16")
 
 
 # --- evaluation ---------------------------------------------------------------------------------------
