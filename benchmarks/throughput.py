@@ -111,7 +111,16 @@ def plain_tanh(model: CnnGru) -> CnnGru:
 
 # --- seqsum's path ---------------------------------------------------------------------------------
 class Seqsum:
-    def __init__(self, cfg, pools, seed: int, model_cls=None, plain_rmsprop: bool = False, torch_tanh: bool = False):
+    def __init__(
+        self,
+        cfg,
+        pools,
+        seed: int,
+        model_cls=None,
+        plain_rmsprop: bool = False,
+        torch_tanh: bool = False,
+        amp: torch.dtype | None = None,
+    ):
         torch.manual_seed(seed)  # as seqsum.train.train() does before building
         self.model, self.codec = seqsum_train.build(cfg)
         if model_cls is not None:  # an earlier variant of the model, same parameters
@@ -124,11 +133,11 @@ class Seqsum:
             self.opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.train.lr, alpha=0.9, eps=1e-7)
         else:
             self.opt = seqsum_train.make_optimizer(cfg, self.model.parameters())
-        self.pools, self.batch = pools, cfg.train.batch_size
+        self.pools, self.batch, self.amp = pools, cfg.train.batch_size, amp
 
     def train(self, seqs: Sequences, values: torch.Tensor) -> None:
         self.model.train()
-        seqsum_train.train_epoch(self.model, self.codec, self.opt, self.pools, seqs, values, self.batch)
+        seqsum_train.train_epoch(self.model, self.codec, self.opt, self.pools, seqs, values, self.batch, amp=self.amp)
 
     def predict(self, seqs: Sequences) -> torch.Tensor:
         return predict(self.model, self.codec, self.pools, seqs)
@@ -165,9 +174,9 @@ def train_flops_per_seq(m: ModelConfig, mean_len: float, out_dim: int = 1) -> fl
     return 3.0 * (mean_len * (conv + gru) + head)
 
 
-def gemm_rate(n: int, seconds: float) -> float:
-    """float32 GEMM FLOP/s of an n x n x n matmul, repeated for about `seconds`."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def gemm_rate(n: int, seconds: float, dtype: torch.dtype = torch.float32) -> float:
+    """GEMM FLOP/s of an n x n x n matmul in `dtype`, repeated for about `seconds`."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     reps, t0 = 0, time.perf_counter()
     while True:
@@ -204,7 +213,9 @@ def profile(name: str, paths: dict, chunk) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=30, help="training steps per timed chunk (batch 32)")
-    p.add_argument("--repeats", type=int, default=5, help="timed chunks per path, alternated A/B then B/A")
+    p.add_argument(
+        "--repeats", type=int, default=5, help="rounds: timed chunks per path, alternated A/B then B/A (>= 5)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--valid", type=int, default=2000, help="validation sequences scored at the end")
     p.add_argument("--seed", type=int, default=0)
@@ -216,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--profile", metavar="PATH", help="also print torch.profiler's top ops for one chunk of PATH's steps"
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time seqsum with train.precision bf16 (autocast) and measure the bf16 GEMM rate",
     )
     p.add_argument("--smoke", action="store_true", help="a ~15 s run (6 steps x 3 repeats, 256 valid)")
     a = p.parse_args(argv)
@@ -237,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     flops = train_flops_per_seq(cfg.model, mean_len)
 
     paths: dict[str, object] = {"seqsum": Seqsum(cfg, pools, a.seed)}
+    if a.bf16:
+        paths["seqsum bf16"] = Seqsum(cfg, pools, a.seed, amp=torch.bfloat16)
     if a.variants:
         paths["-sigmoid tanh"] = Seqsum(cfg, pools, a.seed, torch_tanh=True)
         paths["-fused rmsprop"] = Seqsum(cfg, pools, a.seed, plain_rmsprop=True)
@@ -268,11 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     gemm_n, gemm_s = (512, 0.2) if a.smoke else (1024, 0.5)
     rates: dict[str, list[float]] = {name: [] for name in paths}
     gemm: list[float] = []
+    gemm16: list[float] = []
     t_start = time.perf_counter()
     for name in paths:  # warm-up steps (the same data for every path), not timed
         run(name, 0, warm)
     for r in range(a.repeats):
         gemm.append(gemm_rate(gemm_n, gemm_s))
+        if a.bf16:
+            gemm16.append(gemm_rate(gemm_n, gemm_s, torch.bfloat16))
         lo, hi = warm + r * a.steps, warm + (r + 1) * a.steps
         for name in list(paths) if r % 2 == 0 else list(paths)[::-1]:  # A/B, then B/A
             rates[name].append(run(name, lo, hi))
@@ -301,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         f"float32 GEMM {gemm_n}^3: {peak / 1e9:.1f} GFLOP/s (median of {len(gemm)}; "
         f"range {min(gemm) / 1e9:.1f}..{max(gemm) / 1e9:.1f})"
     )
+    if gemm16:
+        print(
+            f"bfloat16 GEMM {gemm_n}^3: {statistics.median(gemm16) / 1e9:.1f} GFLOP/s (median of {len(gemm16)}; "
+            f"range {min(gemm16) / 1e9:.1f}..{max(gemm16) / 1e9:.1f}); bf16 paths' % GEMM is still of float32's"
+        )
     print(
         f"steps: {warm} warm-up + {a.repeats} x {a.steps} timed per path, same sequences and init "
         f"(identical initial weights: {same_init}); {bench_s:.1f} s"
@@ -324,11 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.profile:
         profile(a.profile, paths, lambda: run(a.profile, warm, warm + a.steps))
     print()
-    for name in list(paths)[1:]:
+    for name in list(paths)[1:]:  # seqsum/reference last
         ratio = statistics.median(rates["seqsum"]) / statistics.median(rates[name])
-        paired = statistics.median(x / y for x, y in zip(rates["seqsum"], rates[name]))
+        rounds = [x / y for x, y in zip(rates["seqsum"], rates[name])]  # one ratio per alternated round
         print(
-            f"ratio seqsum/{name}: {ratio:.2f}x (median of per-repeat ratios {paired:.2f}x); "
+            f"ratio seqsum/{name}: min {min(rounds):.2f}x median {statistics.median(rounds):.2f}x "
+            f"max {max(rounds):.2f}x over {len(rounds)} rounds (ratio of medians {ratio:.2f}x); "
             f"valid exact difference {exact['seqsum'] - exact[name]:+.4f} after {n_steps} steps"
         )
     return 0
