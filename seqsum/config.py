@@ -24,6 +24,7 @@ BALANCES = ("none", "target")  # data.balance: training targets as drawn | unifo
 CLASS_WEIGHTS = ("none", "inverse_frequency")  # train.class_weight
 PRECISIONS = ("fp32", "bf16", "auto")  # train.precision: auto = bf16 autocast where the device runs it fast
 OUTPUTS = ("last", "every_step")  # model.outputs: the value after the last digit | after every digit
+MAX_EPOCHS = 100_000  # train.epochs beyond this is a typo, not a run that would ever end
 HEADS = ("dense", "nau", "nmu")  # model.head: a linear layer on the GRU | a neural arithmetic unit over time
 HEAD_LOSSES = ("mse", "log")  # the losses an arithmetic head (a value, not classes) supports
 MAX_TUPLE_LEN = 6  # balance / holdout / class_weight enumerate the 10^L digit tuples of every training length
@@ -155,7 +156,10 @@ class RunConfig:
                 d = json.loads(text)
         except Exception as e:  # noqa: BLE001 - any parse error becomes one line
             raise ConfigError(f"cannot parse config file {str(path)!r}: {str(e).splitlines()[0]}") from None
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"config file {str(path)!r}: {e}") from None
 
 
 def yaml_load(text: str) -> Any:
@@ -260,8 +264,8 @@ def _problems(c: RunConfig) -> list[str]:
             p.append(f"conv kernels {list(m.conv_kernels)} shrink a 28x28 image to nothing")
     if not (_is_number(m.dropout) and 0 <= m.dropout < 1):
         p.append(f"dropout must be in [0, 1), got {m.dropout!r}")
-    if not (_is_int(t.epochs) and t.epochs >= 1):
-        p.append(f"epochs must be an integer >= 1, got {t.epochs!r}")
+    if not (_is_int(t.epochs) and 1 <= t.epochs <= MAX_EPOCHS):
+        p.append(f"epochs must be an integer from 1 to {MAX_EPOCHS:,}, got {t.epochs!r}")
     if not (_is_int(t.batch_size) and t.batch_size >= 1):
         p.append(f"batch_size must be an integer >= 1, got {t.batch_size!r}")
     if not (_is_number(t.lr) and t.lr > 0):
