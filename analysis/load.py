@@ -280,10 +280,15 @@ def _read_yaml(path: Path, notes: list[str]) -> dict[str, Any]:
 
     try:
         d = yaml_load(path.read_text()) or {}
+        why = "" if isinstance(d, dict) else f"a {type(d).__name__}, not a mapping"
     except (OSError, yaml.YAMLError) as e:
-        notes.append(f"study.yaml is unreadable ({str(e).splitlines()[0]}): ranking trials by valid/exact")
-        return {}
-    return d if isinstance(d, dict) else {}
+        why = str(e).splitlines()[0]
+    if why:  # damaged (e.g. a torn copy): a report ranked by the wrong metric would mislead
+        raise CorruptFile(
+            f"{str(path)!r} is unreadable or corrupted ({why}); restore it from the study's storage "
+            "(or remove it to rank trials by valid/exact)"
+        )
+    return d
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Every bad input ends in one line `seqsum: error: ...` and exit code 2, before an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (exit 2) like every other bad input."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"seqsum: error: {message} (see '{self.prog} --help')\n")
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
@@ -31,6 +32,11 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {str(out)!r} exists and is not a directory")
+    base = next(p for p in (out, *out.absolute().parents) if p.exists())  # the folder it would be made in
+    if not base.is_dir():
+        raise CliError(f"--out {str(out)!r} cannot be made: {str(base)!r} is a file")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise CliError(f"--out {str(out)!r} is not writable ({str(base)!r} is read-only); choose another --out")
     if not overwrite:
         if out.is_dir() and any(out.iterdir()):
             raise CliError(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqsum.data import load_pools
+from seqsum.config import MAX_EPOCHS
 from seqsum.files import read_json, write_csv, write_json
 from seqsum.stats import seed_interval
 
@@ -27,6 +27,7 @@ from . import storage
 from .collect import collect_grid
 from .config import StudyConfig
 from .folder import load_study, read_state, write_state
+from .runner import check_base
 from .session import StudyError, check_resources, ray_session
 from .tuner import INTERRUPTED, Interrupted, run_config, trainable
 
@@ -63,7 +64,7 @@ def rerun(
             raise StudyError(
                 f"{str(out)!r} already holds reruns; continue one with --resume or pass --overwrite to replace them"
             )
-    pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)
+    pools = check_base(cfg)
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
     with ray_session(address), storage.active(place):
         check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)
@@ -97,6 +98,8 @@ def make_plan(
     for name, v in (("--seeds", seeds), ("--epochs", epochs), ("--top", top)):
         if v is not None and not (isinstance(v, int) and v >= 1):
             raise StudyError(f"{name} must be an integer >= 1, got {v!r}")
+    if epochs is not None and epochs > MAX_EPOCHS:
+        raise StudyError(f"--epochs must be at most {MAX_EPOCHS:,}, got {epochs}")
     if top is None and not per_family:
         top = 3
     trials = trials_frame(study_dir)

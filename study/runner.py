@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from seqsum.budget import check_memory
 from seqsum.data import Pools, load_pools
 from seqsum.files import write_csv
 
@@ -36,7 +37,7 @@ def launch(cfg: StudyConfig, address: str | None = None, report: bool = True) ->
     check_new_study_dir(cfg)  # a bad or unreachable storage, or an existing study, fails here
     if address is not None:
         check_reachable(address)  # an unreachable cluster fails before anything is written
-    pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)  # so does a bad data root
+    pools = check_base(cfg)  # so do a bad data root and a base config this machine cannot hold
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
     if cfg.where.optuna_storage:
         check_storage(cfg.where.optuna_storage)
@@ -51,12 +52,19 @@ def launch(cfg: StudyConfig, address: str | None = None, report: bool = True) ->
 def resume(location: str | Path, address: str | None = None, report: bool = True) -> Path:
     """Finish the study at `location` (a folder or URI): done tasks are skipped, the current one restored."""
     place, cfg = load_study(location)
-    pools = load_pools(cfg.base_run(cfg.what.tasks[0]).data)
+    pools = check_base(cfg)
     print(f"resuming study {cfg.where.name}: {place.where}", flush=True)
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
     with ray_session(address):
         check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)
         return _run(place, cfg, report, pools)
+
+
+def check_base(cfg: StudyConfig) -> Pools:
+    """Before Ray starts: every task's base run must fit this machine's memory, and the data must load."""
+    for task in cfg.what.tasks:
+        check_memory(cfg.base_run(task))
+    return load_pools(cfg.base_run(cfg.what.tasks[0]).data)
 
 
 def _warn_families(cfg: StudyConfig) -> None:
