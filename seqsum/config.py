@@ -265,7 +265,7 @@ def _problems(c: RunConfig) -> list[str]:
     if not (_is_number(m.dropout) and 0 <= m.dropout < 1):
         p.append(f"dropout must be in [0, 1), got {m.dropout!r}")
     if not (_is_int(t.epochs) and 1 <= t.epochs <= MAX_EPOCHS):
-        p.append(f"epochs must be an integer from 1 to {MAX_EPOCHS:,}, got {t.epochs!r}")
+        p.append(f"epochs must be an integer >= 1 and <= {MAX_EPOCHS:,}, got {t.epochs!r}")
     if not (_is_int(t.batch_size) and t.batch_size >= 1):
         p.append(f"batch_size must be an integer >= 1, got {t.batch_size!r}")
     if not (_is_number(t.lr) and t.lr > 0):
