@@ -34,15 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train-size", type=int, default=None, help="sequences per epoch (default: the preset's)")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    p.add_argument("--small-eval", action="store_true", help="valid 500, test 1000, 2 pairs per cell (a quick look)")
     p.add_argument("--smoke", action="store_true", help="1 epoch of 256 sequences, 2 seeds, small eval sets")
     a = p.parse_args(argv)
     over = {"train.device": "cpu", "train.epochs": a.epochs}
     if a.train_size:
         over["data.train_size"] = a.train_size
     if a.smoke:
-        a.seeds = 2
-        over.update({"train.epochs": 1, "data.train_size": 256, "data.valid_size": 256, "data.test_size": 256,
-                     "data.pairs_per_cell": 2})  # fmt: skip
+        a.seeds, a.small_eval = 2, True
+        over.update({"train.epochs": 1, "data.train_size": 256})
+    if a.small_eval:
+        over.update({"data.valid_size": 500, "data.test_size": 1000, "data.pairs_per_cell": 2})
     base = preset("seed").replace(over)
     pools = load_pools(base.data)
     runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
