@@ -69,3 +69,19 @@ def test_throughput_smoke_prints_the_table_and_seqsum_is_not_slower():
         out = smoke_run()
         rows, ratio = parse(out)
     assert ratio >= 0.8, out
+
+
+def test_precision_smoke_prints_both_precisions_and_the_verdict():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--smoke", "--tasks", "sum"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    runs = re.findall(r"^sum\s+(fp32|bf16)\s+(\d)\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    assert sorted((p, s) for p, s, *_ in runs) == [("bf16", "0"), ("bf16", "1"), ("fp32", "0"), ("fp32", "1")], out
+    assert all(0 <= float(v) <= 1 and 0 <= float(t) <= 1 for *_, v, t in runs), out
+    assert re.search(r"^sum: intervals overlap: valid (True|False), test (True|False); training time", out, re.M), out
