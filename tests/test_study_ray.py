@@ -293,6 +293,9 @@ def _two_hosts(tmp_path: Path, name: str, cut_off: bool):
         train_size=8192 if cut_off else 512,
         cpus_per_trial=1,
         max_failures=3,
+        # A new actor per trial: with reused actors, a loaded machine can finish host 1's trial before host 2's
+        # actor has started, and Tune then drops that actor and runs every trial on host 1.
+        reuse_actors=False,
     )
     cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))
     tmp = f"/tmp/sq{uuid.uuid4().hex[:6]}"
