@@ -307,7 +307,7 @@ def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainCon
         k
         for k, on in (
             ("data.balance", d.balance == "target"),
-            ("data.holdout", bool(d.holdout)),
+            ("data.holdout", d.holdout not in (None, [], (), "none")),
             ("train.class_weight", t.class_weight == "inverse_frequency"),
         )
         if on

@@ -22,9 +22,9 @@ ALL_PAIRS = tuple((a, b) for a in range(10) for b in range(a, 10))  # the 55 uno
 
 
 def parse_holdout(spec, seed: int = 0) -> tuple[tuple[int, int], ...]:
-    """`[[9, 9], [3, 7]]` (order-free) or `"random:F"` (a seeded share F of the 55 unordered pairs, at
-    least one) -> sorted unordered pairs. Raises ValueError with what is allowed."""
-    if spec is None or spec == [] or spec == ():
+    """`[[9, 9], [3, 7]]` (order-free), `"random:F"` (a seeded share F of the 55 unordered pairs, at
+    least one) or `"none"` (as `[]`) -> sorted unordered pairs. Raises ValueError with what is allowed."""
+    if spec is None or spec == [] or spec == () or spec == "none":
         return ()
     if isinstance(spec, str):
         kind, _, frac = spec.partition(":")
@@ -33,7 +33,7 @@ def parse_holdout(spec, seed: int = 0) -> tuple[tuple[int, int], ...]:
         except ValueError:
             f = -1.0
         if kind != "random" or not 0 < f < 1:
-            raise ValueError(f"holdout {spec!r}: use a list of digit pairs like [[9, 9]] or 'random:F' with 0 < F < 1")
+            raise ValueError(f"holdout {spec!r}: use a list of digit pairs like [[9, 9]], 'random:F' with 0 < F < 1, or 'none'")
         k = max(1, round(f * len(ALL_PAIRS)))
         return tuple(sorted(random.Random(seed).sample(ALL_PAIRS, k)))
     pairs = set()

@@ -11,6 +11,9 @@ what:                      # what to explore
     model.dropout: {low: 0.0, high: 0.5}   # any RunConfig key, named directly
   enqueue_seed: true       # try the original post's model first where it fits the space
                            # (and one trial of every loss family of the space is always enqueued)
+  points:                  # optional: conditions tried first, in order (a designed comparison); a key a
+    - {}                   # point does not name takes the base config's value, so {} is the base itself
+    - {data.balance: target}
 how:                       # how to search
   metric: valid/exact
   mode: max
@@ -59,6 +62,7 @@ class What:
     base: dict[str, Any] = field(default_factory=dict)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
     enqueue_seed: bool = True
+    points: tuple[dict[str, Any], ...] = ()  # designed conditions, enqueued first (see first_points)
 
 
 @dataclass(frozen=True)
@@ -165,17 +169,29 @@ class StudyConfig:
         return [self.base_run(self.what.tasks[0]).train.loss]
 
     def first_points(self) -> list[dict[str, Any]]:
-        """Points enqueued before the sampler: the original post's model (if asked and it fits), then one
-        point per loss family not yet covered (its other parameters left to the sampler)."""
+        """Points enqueued before the sampler: the original post's model (if asked and it fits), the
+        designed `what.points` (each completed from the base config), then one point per loss family not
+        yet covered (its other parameters left to the sampler)."""
         points = []
         seed = self.seed_point() if self.what.enqueue_seed else None
         if seed:
             points.append(seed)
+        points += [self.complete_point(p) for p in self.what.points]
         key = self.loss_key
         if key and "choices" in self.what.space[key]:
             covered = {p.get(key) for p in points}
             points += [{key: f} for f in self.families() if f not in covered]
         return points
+
+    def complete_point(self, point: dict[str, Any]) -> dict[str, Any]:
+        """A designed point with every active parameter of the space: the ones it names, the base config's
+        value for the others (so a point is exactly "the base with these changes")."""
+        base = self.base_run(self.what.tasks[0])
+        full: dict[str, Any] = {}
+        for name, spec in self.what.space.items():
+            if active(spec, full):
+                full[name] = point[name] if name in point else _base_value(base, name)
+        return full
 
     def run_config(self, task: str, params: dict[str, Any]) -> RunConfig:
         """The RunConfig of one trial: base config + task + searched params."""
@@ -206,6 +222,55 @@ class StudyConfig:
         return point
 
 
+def _base_value(base: RunConfig, name: str) -> Any:
+    """The base config's value of a space parameter named as a config key or ALIASES shorthand (a
+    width/depth shorthand has no single value: None). An empty holdout is spelled 'none' in a space."""
+    key = ALIASES.get(name, name)
+    section, _, attr = key.partition(".")
+    if not attr:
+        return None
+    value = getattr(getattr(base, section), attr)
+    if key == "data.holdout" and not value:
+        return "none"
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _point_problems(c: StudyConfig) -> list[str]:
+    p: list[str] = []
+    if not isinstance(c.what.points, (list, tuple)):
+        return [f"what.points must be a list of mappings of space parameters, got {c.what.points!r}"]
+    for i, point in enumerate(c.what.points, 1):
+        if not isinstance(point, dict):
+            p.append(f"what.points #{i} must be a mapping of space parameters, got {point!r}")
+            continue
+        unknown = [k for k in point if k not in c.what.space]
+        if unknown:
+            p.append(f"what.points #{i} names {unknown[0]!r}, which is not in the space; allowed: "
+                     f"{', '.join(c.what.space)}")  # fmt: skip
+            continue
+        full = c.complete_point(point)
+        inactive = [k for k in point if k not in full]
+        if inactive:
+            k = inactive[0]
+            p.append(f"what.points #{i} names {k!r}, which applies only when {c.what.space[k]['when']!r}")
+            continue
+        for name, value in full.items():
+            if not contains(c.what.space[name], value):
+                why = "names" if name in point else "leaves to the base config"
+                p.append(f"what.points #{i} {why} {name}={value!r}, which is outside the space "
+                         f"{c.what.space[name]!r}")  # fmt: skip
+                break
+        else:
+            try:
+                c.run_config(c.what.tasks[0], full)
+            except ConfigError as e:
+                p.append(f"what.points #{i} is not a valid run config: {e}")
+    n = len(c.first_points()) if not p else 0
+    if n > c.how.num_samples:
+        p.append(f"how.num_samples={c.how.num_samples} is below the {n} points enqueued first; raise it to >= {n}")
+    return p
+
+
 def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
@@ -223,7 +288,7 @@ def _section(kind: type, d: Any, name: str):
     unknown = sorted(set(d) - set(allowed))
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in study section {name!r}; allowed: {', '.join(allowed)}")
-    return kind(**{k: tuple(v) if isinstance(v, list) and k == "tasks" else v for k, v in d.items()})
+    return kind(**{k: tuple(v) if isinstance(v, list) and k in ("tasks", "points") else v for k, v in d.items()})
 
 
 def _problems(c: StudyConfig) -> list[str]:
@@ -247,6 +312,8 @@ def _problems(c: StudyConfig) -> list[str]:
                 params_to_run(base, params)
         except ConfigError as e:
             p.append(f"invalid run config in the study: {e}")
+        if not p and w.points:
+            p += _point_problems(c)
     if h.mode not in MODES:
         p.append(f"unknown mode {h.mode!r}; allowed: {', '.join(MODES)}")
     if h.scheduler not in SCHEDULERS:

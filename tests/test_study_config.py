@@ -214,3 +214,65 @@ def test_resources_no_node_has_fail_fast_with_one_line(tmp_path):
     assert len(err) == 1 and "64 GPU(s)" in err[0] and "this machine has" in err[0], r.stderr
     assert time.time() - t0 < 30
     assert not (tmp_path / "st").exists()
+
+
+def _with_points(points, num_samples=None, **space):
+    d = load_preset("smoke").to_dict()
+    d["what"]["space"] = space or {
+        "train.loss": {"choices": ["classify", "mse"]},
+        "data.balance": {"choices": ["none", "target"]},
+        "data.holdout": {"choices": ["none", "random:0.1"]},
+        "model.head": {"choices": ["dense", "nmu"], "when": {"train.loss": "mse"}},
+    }
+    d["what"]["base"]["train"] = {**d["what"]["base"].get("train", {}), "loss": "classify"}
+    d["what"]["points"] = points
+    d["how"]["num_samples"] = num_samples or len(points)
+    return StudyConfig.from_dict(d)
+
+
+def test_designed_points_are_the_base_with_their_changes_enqueued_first():
+    cfg = _with_points([{}, {"data.balance": "target"}, {"train.loss": "mse", "model.head": "nmu"}])
+    control, balanced, nmu = cfg.first_points()
+    assert control == {"train.loss": "classify", "data.balance": "none", "data.holdout": "none"}
+    assert balanced == {**control, "data.balance": "target"}
+    assert nmu == {"train.loss": "mse", "data.balance": "none", "data.holdout": "none", "model.head": "nmu"}
+    # the control is exactly the base run: 'none' holdout is the empty holdout, and the default sampling path
+    assert cfg.run_config("product", control).replace({"data.holdout": []}) == cfg.base_run("product").replace(
+        {"data.holdout": []}
+    )
+    from seqsum.mechanisms import holdout_pairs
+
+    assert holdout_pairs(cfg.run_config("product", control)) == ()
+    assert cfg.run_config("sum", nmu).model.head == "nmu"
+
+
+@pytest.mark.parametrize(
+    "points, num_samples, match",
+    [
+        ([{"model.dropout": 0.1}], None, r"what.points #1 names 'model.dropout', which is not in the space"),
+        ([{"data.balance": "uniform"}], None, r"what.points #1 names data.balance='uniform', which is outside"),
+        ([{}, {}, {}], 2, r"how.num_samples=2 is below the 4 points enqueued first"),
+        (["control"], None, r"what.points #1 must be a mapping"),
+        ([{"model.head": "nmu"}], None, r"names 'model.head', which applies only when"),  # nmu needs mse
+    ],
+)
+def test_bad_designed_points_are_refused_in_one_line(points, num_samples, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        _with_points(points, num_samples)
+    assert "\n" not in str(e.value)
+
+
+def test_a_point_whose_base_value_is_outside_the_space_is_refused():
+    with pytest.raises(ConfigError, match=r"leaves to the base config data.balance='none'"):
+        _with_points([{}], None, **{"data.balance": {"choices": ["target"]}})
+
+
+def test_findings_preset_enqueues_one_trial_per_condition():
+    cfg = load_preset("findings")
+    points = cfg.first_points()
+    assert len(points) == cfg.how.num_samples == len({tuple(sorted(p.items())) for p in points})
+    control = points[0]
+    # every other point differs from the control in the switch(es) it names and nowhere else
+    for spec, point in zip(cfg.what.points[1:], points[1:]):
+        changed = {k for k in set(point) | set(control) if point.get(k) != control.get(k)}
+        assert changed == set(spec) - {k for k, v in spec.items() if control.get(k) == v}
