@@ -33,7 +33,9 @@ def parse_holdout(spec, seed: int = 0) -> tuple[tuple[int, int], ...]:
         except ValueError:
             f = -1.0
         if kind != "random" or not 0 < f < 1:
-            raise ValueError(f"holdout {spec!r}: use a list of digit pairs like [[9, 9]], 'random:F' with 0 < F < 1, or 'none'")
+            raise ValueError(
+                f"holdout {spec!r}: use a list of digit pairs like [[9, 9]], 'random:F' with 0 < F < 1, or 'none'"
+            )
         k = max(1, round(f * len(ALL_PAIRS)))
         return tuple(sorted(random.Random(seed).sample(ALL_PAIRS, k)))
     pairs = set()
