@@ -1,9 +1,13 @@
-"""Write docs/RESULTS.md (and README's findings paragraph) from the small summaries committed in docs/data/.
+"""Write docs/RESULTS.md, docs/FINDINGS.md (and README's findings paragraph) from the small summaries committed
+in docs/data/.
 
     .venv/bin/python benchmarks/results.py                                   # rewrite the docs from docs/data/
     .venv/bin/python benchmarks/results.py --check                           # exit 1 if a doc is stale
     .venv/bin/python benchmarks/results.py --collect STUDY_DIR --as seed     # copy a study's report tables
                                                                              # into docs/data/seed/, then rewrite
+    .venv/bin/python benchmarks/results.py --collect STUDY_DIR --as findings --command ...
+                                                                             # a findings study (issue 12) into
+                                                                             # docs/data/findings/, then rewrite
 
 Numbers are never typed by hand: every one comes from a CSV/JSON file in docs/data/ that a committed command
 wrote (each folder's meta.json names it). A sentence that ranks two loss families is written only when
@@ -26,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from analysis.compare import verdicts  # noqa: E402
 from analysis.doc import fmt  # noqa: E402
+from analysis.findings import collect as collect_findings  # noqa: E402
+from analysis.findings_doc import render as render_findings  # noqa: E402
 from seqsum.config import LOSSES  # noqa: E402
 from seqsum.files import write_csv, write_json, write_text  # noqa: E402
 
@@ -217,6 +223,8 @@ def collect(study_dir: Path, name: str, commands: list[str], design: str, seeds:
 
 DATA = ROOT / "docs" / "data"
 OUT = ROOT / "docs" / "RESULTS.md"
+FINDINGS = ROOT / "docs" / "FINDINGS.md"
+FIGURES = ROOT / "docs" / "figures"
 README = ROOT / "README.md"
 
 
@@ -230,19 +238,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="", help="with --collect: the seeds, e.g. '1000-1004 (5 per family)'")
     p.add_argument("--budget", default="", help="with --collect: the shared budget, e.g. '5 epochs of 20,000'")
     a = p.parse_args(argv)
-    if a.collect:
+    if a.collect and a.name == "findings":
+        if not a.command:
+            p.error("--collect STUDY_DIR --as findings needs --command (one or more: what measured it)")
+        collect_findings(a.collect, DATA / "findings", a.command)
+    elif a.collect:
         if not (a.name and a.command and a.design and a.seeds and a.budget):
             p.error("--collect needs --as, --command (one or more), --design, --seeds and --budget")
         collect(a.collect, a.name, a.command, a.design, a.seeds, a.budget)
     text, summary = render()
     readme = readme_text(summary)
+    findings = render_findings(DATA / "findings", COMMAND, None if a.check else FIGURES)
+    docs = ((OUT, text), (FINDINGS, findings), (README, readme))
     if a.check:
-        stale = [str(f.relative_to(ROOT)) for f, t in ((OUT, text), (README, readme)) if f.read_text() != t]
+        stale = [str(f.relative_to(ROOT)) for f, t in docs if not f.is_file() or f.read_text() != t]
         print(f"stale: {', '.join(stale)}; run {COMMAND}" if stale else "docs are up to date")
         return 1 if stale else 0
-    write_text(OUT, text)
-    write_text(README, readme)
-    print(f"wrote {OUT.relative_to(ROOT)} and README.md's findings paragraph")
+    for f, t in docs:
+        write_text(f, t)
+    print(f"wrote {OUT.relative_to(ROOT)}, {FINDINGS.relative_to(ROOT)} and README.md's findings paragraph")
     return 0
 
 

@@ -46,7 +46,7 @@ import yaml
 
 from seqsum.config import LOSSES, TASKS, ConfigError, RunConfig, yaml_load
 
-from .space import ALIASES, SEED_POINT, active, contains, params_to_run, space_problems
+from .space import ALIASES, SEED_POINT, active, contains, ordered, params_to_run, space_problems
 
 PRESET_DIR = Path(__file__).parent / "presets"
 SCHEDULERS = ("asha", "fifo")
@@ -169,16 +169,16 @@ class StudyConfig:
         return [self.base_run(self.what.tasks[0]).train.loss]
 
     def first_points(self) -> list[dict[str, Any]]:
-        """Points enqueued before the sampler: the original post's model (if asked and it fits), the
-        designed `what.points` (each completed from the base config), then one point per loss family not
-        yet covered (its other parameters left to the sampler)."""
+        """Points enqueued before the sampler: the original post's model (if asked and it fits), then the
+        designed `what.points` (each completed from the base config) or, without designed points, one point
+        per loss family not yet covered (its other parameters left to the sampler)."""
         points = []
         seed = self.seed_point() if self.what.enqueue_seed else None
         if seed:
             points.append(seed)
         points += [self.complete_point(p) for p in self.what.points]
         key = self.loss_key
-        if key and "choices" in self.what.space[key]:
+        if key and "choices" in self.what.space[key] and not self.what.points:  # designed points replace these
             covered = {p.get(key) for p in points}
             points += [{key: f} for f in self.families() if f not in covered]
         return points
@@ -188,7 +188,7 @@ class StudyConfig:
         value for the others (so a point is exactly "the base with these changes")."""
         base = self.base_run(self.what.tasks[0])
         full: dict[str, Any] = {}
-        for name, spec in self.what.space.items():
+        for name, spec in ordered(self.what.space).items():
             if active(spec, full):
                 full[name] = point[name] if name in point else _base_value(base, name)
         return full
@@ -212,7 +212,7 @@ class StudyConfig:
     def seed_point(self) -> dict[str, Any] | None:
         """The original post's model as a point of this space, or None if it does not fit."""
         point = {}
-        for name, spec in self.what.space.items():
+        for name, spec in ordered(self.what.space).items():
             if not active(spec, point):
                 continue
             value = SEED_POINT.get(name)

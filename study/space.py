@@ -81,10 +81,22 @@ def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
     return base.replace(o)
 
 
+def ordered(space: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The space with every conditional parameter after the parameters its `when` names (otherwise in the
+    file's order), so whether it is active is known when it comes up."""
+    out: dict[str, dict[str, Any]] = {}
+    pending = dict(space)
+    while pending:
+        ready = [n for n, s in pending.items() if all(k in out or k not in space for k in s.get("when") or {})]
+        for name in ready or list(pending):  # a cycle: keep the file's order
+            out[name] = pending.pop(name)
+    return out
+
+
 def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Optuna define-by-run: suggest every active parameter of `space` on `trial`."""
     params: dict[str, Any] = {}
-    for name, spec in space.items():
+    for name, spec in ordered(space).items():
         if not active(spec, params):
             continue
         if "choices" in spec:

@@ -251,7 +251,7 @@ def test_designed_points_are_the_base_with_their_changes_enqueued_first():
     [
         ([{"model.dropout": 0.1}], None, r"what.points #1 names 'model.dropout', which is not in the space"),
         ([{"data.balance": "uniform"}], None, r"what.points #1 names data.balance='uniform', which is outside"),
-        ([{}, {}, {}], 2, r"how.num_samples=2 is below the 4 points enqueued first"),
+        ([{}, {}, {}], 2, r"how.num_samples=2 is below the 3 points enqueued first"),
         (["control"], None, r"what.points #1 must be a mapping"),
         ([{"model.head": "nmu"}], None, r"names 'model.head', which applies only when"),  # nmu needs mse
     ],
@@ -267,12 +267,41 @@ def test_a_point_whose_base_value_is_outside_the_space_is_refused():
         _with_points([{}], None, **{"data.balance": {"choices": ["target"]}})
 
 
+def _flat(run: RunConfig) -> dict:
+    from dataclasses import asdict
+
+    return {f"{sec}.{k}": v for sec, d in asdict(run).items() for k, v in d.items()}
+
+
 def test_findings_preset_enqueues_one_trial_per_condition():
     cfg = load_preset("findings")
     points = cfg.first_points()
     assert len(points) == cfg.how.num_samples == len({tuple(sorted(p.items())) for p in points})
-    control = points[0]
-    # every other point differs from the control in the switch(es) it names and nowhere else
+    control = _flat(cfg.run_config("product", points[0]))
+    assert control == _flat(cfg.base_run("product").replace({"data.holdout": "none"}))
+    # every other condition's run config differs from the control's exactly in the switches its point names
     for spec, point in zip(cfg.what.points[1:], points[1:]):
-        changed = {k for k in set(point) | set(control) if point.get(k) != control.get(k)}
-        assert changed == set(spec) - {k for k, v in spec.items() if control.get(k) == v}
+        run = _flat(cfg.run_config("product", point))
+        assert {k for k in run if run[k] != control[k]} == set(spec)
+
+
+def test_each_findings_section_has_a_preset_with_the_control_and_its_conditions():
+    from analysis.findings import condition_label
+    from analysis.findings_doc import SECTIONS
+
+    full = load_preset("findings")
+    for s in SECTIONS:
+        cfg = load_preset(f"findings-{s.key}")
+        assert cfg.what.base == full.what.base and cfg.what.space == full.what.space
+        labels = [condition_label(p, cfg.first_points()[0]) for p in cfg.first_points()]
+        assert labels[0] == "control" and set(labels) == set(s.conditions) | {"control"}
+        assert cfg.how.num_samples == len(labels) and cfg.how.scheduler == "fifo"
+
+
+def test_a_conditional_parameter_listed_before_its_condition_is_still_suggested():
+    space = {
+        "model.head": {"choices": ["nmu"], "when": {"train.loss": "mse"}},
+        "train.loss": {"choices": ["mse"]},
+    }
+    params = suggest(optuna.create_study().ask(), space)
+    assert params == {"train.loss": "mse", "model.head": "nmu"}

@@ -1,0 +1,217 @@
+"""Collect a findings study (study/presets/findings*.yaml) into the small summaries of docs/FINDINGS.md.
+
+A findings study is a grid of designed points (`what.points`): the control (the base config) and
+conditions that each change one switch. Its replicates (`seqsum study rerun STUDY --top N`) are what is
+compared. `collect(STUDY, DEST)` writes, into DEST:
+
+- `runs.csv`: one row per (replicate, metric): task, condition, seed, trial_id, metric, value. Metrics are
+  the run's summary.json numbers, exact per magnitude bin (`test/bin=<bin>/exact`, from predictions),
+  exact on the digit-pair cells of the held-out pairs and on the others (`pairs/heldout_cells/exact`,
+  `pairs/other_cells/exact`, in every condition, from pairs.csv), and for the conditions in EXTRAPOLATED,
+  a re-scoring of the trained checkpoint on lengths 1..EVAL_MAX_LEN (`seqsum evaluate`, kept under
+  STUDY/extrapolate/<trial_id>/): `ext/len=<L>/exact`, `ext/len=<L>/unreachable`, `ext/extrapolated/exact`.
+- `reference.csv`: the pipeline reference (and the most-frequent baseline) on the same test sequences:
+  task, predictor, scope (length | bin | ext_length | ext | cells), key, n, exact, ci_low, ci_high.
+- `heldout.csv`: each held-out pair per task with its target and whether any training sequence can still
+  produce that target (a classifier never trained on a class cannot answer it).
+- `meta.json`: the commands, seeds, epochs and training sequences per epoch.
+
+The condition of a run is read from its params.json (the point it replicates), never from folder names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqsum.files import read_json, write_csv, write_json
+from seqsum.results import read_run
+
+CONTROL = "control"
+EVAL_MAX_LEN = 8
+# The conditions re-scored on longer sequences (the extrapolation section): the heads and outputs.
+EXTRAPOLATED = (
+    CONTROL,
+    "model.outputs=every_step",
+    "train.loss=mse, model.head=dense",
+    "train.loss=mse, model.head=nau",
+    "train.loss=mse, model.head=nmu",
+)
+
+
+def condition_label(params: dict[str, Any], control: dict[str, Any]) -> str:
+    """'control', or the switches in which a point differs from the control ('data.balance=target')."""
+    changed = [f"{k}={v}" for k, v in params.items() if control.get(k, _MISSING) != v]
+    return ", ".join(changed) or CONTROL
+
+
+_MISSING = object()
+
+
+def collect(study_dir: str | Path, dest: str | Path, commands: list[str], step=print) -> pd.DataFrame:
+    from study.config import StudyConfig
+
+    from .load import replicates_frame
+
+    study_dir, dest = Path(study_dir), Path(dest)
+    cfg = StudyConfig.load(study_dir / "study.yaml")
+    points = cfg.first_points()
+    control = points[0]
+    reps = replicates_frame(study_dir)
+    reps = reps[reps.status == "ok"] if not reps.empty else reps
+    if reps.empty:
+        raise ValueError(f"{str(study_dir)!r} has no finished replicate; run seqsum study rerun first")
+    holdout = _heldout_pairs(cfg, points)
+    rows: list[dict[str, Any]] = []
+    for i, r in enumerate(reps.itertuples(), 1):
+        label = condition_label(r.params, control)
+        run = Path(r.run_dir)
+        step(f"[findings] {i}/{len(reps)} {r.task} {label} seed {r.seed}")
+        metrics = _run_metrics(run, r.task, holdout)
+        if label in EXTRAPOLATED:
+            metrics.update(_extrapolated(run, study_dir / "extrapolate" / str(r.trial_id)))
+        ident = {"task": r.task, "condition": label, "seed": int(r.seed), "trial_id": str(r.trial_id)}
+        rows += [{**ident, "metric": k, "value": v} for k, v in sorted(metrics.items())]
+    runs = pd.DataFrame(rows).sort_values(["task", "condition", "seed", "metric"], kind="stable")
+    dest.mkdir(parents=True, exist_ok=True)
+    write_csv(dest / "runs.csv", runs)
+    write_csv(dest / "reference.csv", _reference(cfg, control, holdout, study_dir / "extrapolate", step))
+    write_csv(dest / "heldout.csv", _heldout_table(cfg, holdout))
+    plan = read_json(study_dir / "rerun" / "plan.json")
+    write_json(
+        dest / "meta.json",
+        {
+            "commands": commands,
+            "seeds": sorted({int(s) for s in reps.seed}),
+            "epochs": int(plan["points"][0]["epochs"]),
+            "train_size": cfg.base_run(cfg.what.tasks[0]).data.train_size,
+            "eval_max_len": EVAL_MAX_LEN,
+            "conditions": [condition_label(p, control) for p in points],
+        },
+    )
+    return runs
+
+
+def _run_metrics(run: Path, task: str, holdout: tuple[tuple[int, int], ...]) -> dict[str, float]:
+    from .tables import magnitude_bin
+
+    _, summary = read_run(run)
+    out = {k: float(v) for k, v in summary.items() if _kept(k, v)}
+    preds = pd.read_parquet(run / "predictions.parquet", columns=["target", "correct"])
+    bins = preds.groupby(magnitude_bin(task, preds.target), observed=True).correct.mean()
+    out.update({f"test/bin={b}/exact": float(v) for b, v in bins.items()})
+    pairs = pd.read_csv(run / "pairs.csv")
+    held = np.array([tuple(sorted(ab)) in set(holdout) for ab in zip(pairs.a, pairs.b)], dtype=bool)
+    for name, part in (("heldout_cells", pairs[held]), ("other_cells", pairs[~held])):
+        if len(part):
+            out[f"pairs/{name}/exact"] = float((part.exact * part.n).sum() / part.n.sum())
+    return out
+
+
+def _kept(key: str, value: Any) -> bool:
+    """The summary numbers FINDINGS.md reads (exact-match rates, test MAE/MSE, time): runs.csv stays small."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and (key.endswith(("/exact", "/unreachable")) or key in ("test/mae", "test/mse", "train_seconds"))
+
+
+def _extrapolated(run: Path, out: Path) -> dict[str, float]:
+    """The checkpoint re-scored on lengths 1..EVAL_MAX_LEN (once; kept in `out`)."""
+    from seqsum.cli import main
+
+    if not (out / "summary.json").is_file():
+        args = ["evaluate", str(run), "--out", str(out), "--eval-max-len", str(EVAL_MAX_LEN)]
+        if main(args + (["--overwrite"] if out.exists() else [])) != 0:
+            raise RuntimeError(f"seqsum evaluate failed on {run}")
+    _, summary = read_run(out)
+    res = {}
+    for k, v in summary.items():
+        if k.startswith("test/len=") and k.endswith(("/exact", "/unreachable")):
+            res["ext/" + k.removeprefix("test/")] = float(v)
+    preds = pd.read_parquet(out / "predictions.parquet", columns=["length", "correct"])
+    trained = int(read_json(run / "config.json")["data"]["max_len"])
+    res["ext/extrapolated/exact"] = float(preds[preds.length > trained].correct.mean())
+    return res
+
+
+def _heldout_pairs(cfg, points: list[dict[str, Any]]) -> tuple[tuple[int, int], ...]:
+    from seqsum.mechanisms import holdout_pairs
+
+    for p in points:
+        pairs = holdout_pairs(cfg.run_config(cfg.what.tasks[0], p))
+        if pairs:
+            return pairs
+    return ()
+
+
+def _heldout_table(cfg, holdout: tuple[tuple[int, int], ...]) -> pd.DataFrame:
+    """Per task and held-out pair: its target and whether a training sequence can still produce it."""
+    import torch
+
+    from seqsum.sampling import contains_pair, digit_tuples
+    from seqsum.targets import target
+
+    rows = []
+    for task in cfg.what.tasks:
+        d = cfg.base_run(task).data
+        seen: set[int] = set()
+        for length in range(d.min_len, d.max_len + 1):
+            t = digit_tuples(length)
+            t = t[~contains_pair(t, holdout)]
+            seen |= set(target(task, t, torch.full((len(t),), length)).tolist())
+        for a, b in holdout:
+            value = a + b if task == "sum" else a * b
+            rows.append({"task": task, "a": a, "b": b, "target": value, "target_in_training": value in seen})
+    return pd.DataFrame(rows, columns=["task", "a", "b", "target", "target_in_training"])
+
+
+def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.DataFrame:
+    """The pipeline reference and the most-frequent baseline on the control's test sequences (per length
+    and bin), on the EVAL_MAX_LEN test sequences the extrapolation used, and on the held-out cells."""
+    from dataclasses import replace
+
+    from seqsum.data import load_pools
+    from study.config import REPLICATE_PAIRS_PER_CELL
+
+    from .baselines import pair_scores, score, sequence_scores
+    from .reference import get_reference
+    from .tables import magnitude_bin
+
+    frames = []
+    for task in cfg.what.tasks:
+        run = cfg.run_config(task, control)
+        data = run.data
+        pools = load_pools(data)
+        step(f"[findings] {task}: the pipeline reference")
+        ref = get_reference(data, run.model, pools, cache)
+        for scope, d in (("", data), ("ext_", replace(data, eval_max_len=EVAL_MAX_LEN))):
+            seqs = sequence_scores(pools, d, task, ref)
+            seqs = seqs[seqs.predictor.isin(["reference", "most_frequent"])]
+            by_len = score(seqs, ["predictor", "length"]).rename(columns={"length": "key"})
+            frames.append(by_len.assign(task=task, scope=scope + "length"))
+            if scope:
+                ext = seqs[seqs.length > data.max_len].assign(key=f"{data.max_len + 1}-{EVAL_MAX_LEN}")
+                frames.append(score(ext, ["predictor", "key"]).assign(task=task, scope="ext"))
+            else:
+                seqs = seqs.assign(key=magnitude_bin(task, seqs.target).astype(str))
+                frames.append(score(seqs, ["predictor", "key"]).assign(task=task, scope="bin"))
+                frames.append(score(seqs.assign(key="all"), ["predictor", "key"]).assign(task=task, scope="all"))
+        grid = pair_scores(pools, replace(data, pairs_per_cell=REPLICATE_PAIRS_PER_CELL), task, ref)
+        held = np.array([tuple(sorted(ab)) in set(holdout) for ab in zip(grid.a, grid.b)], dtype=bool)
+        for name, part in (("heldout_cells", grid[held]), ("other_cells", grid[~held])):
+            k, n = int(round((part.exact * part.n).sum())), int(part.n.sum())
+            frames.append(_rate_row(task, "reference", "cells", name, k, n))
+    cols = ["task", "predictor", "scope", "key", "n", "exact", "ci_low", "ci_high"]
+    out = pd.concat(frames, ignore_index=True)
+    out["key"] = out.key.astype(str)
+    return out[cols]
+
+
+def _rate_row(task: str, predictor: str, scope: str, key: str, k: int, n: int) -> pd.DataFrame:
+    from seqsum.stats import wilson
+
+    low, high = wilson(k, n)
+    return pd.DataFrame([{"task": task, "predictor": predictor, "scope": scope, "key": key, "n": n,
+                          "exact": k / n if n else np.nan, "ci_low": float(low), "ci_high": float(high)}])  # fmt: skip

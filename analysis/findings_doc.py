@@ -1,0 +1,288 @@
+"""docs/FINDINGS.md from docs/data/findings/ (written by analysis.findings.collect): one section per
+question, each with its design, a table with 95% intervals over seeds, one seaborn figure and a verdict.
+
+A verdict names the hypothesis and says *supported* when the condition's interval over seeds lies on the
+predicted side of the comparison's, *refuted* when it lies on the other side, *not separated* otherwise
+(seqsum.stats.separated: the same rule as docs/RESULTS.md and the report).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from seqsum.stats import seed_interval, separated
+
+from .doc import fmt
+from .findings import CONTROL
+
+RARE_BIN = {"product": ">=1000", "sum": ">=30"}  # the largest magnitude bin of analysis.tables.BINS
+HEAD = {"sum": "train.loss=mse, model.head=nau", "product": "train.loss=mse, model.head=nmu"}
+DENSE = "train.loss=mse, model.head=dense"
+NAMES = {
+    CONTROL: "control (classify)",
+    "data.balance=target": "balance: target",
+    "train.class_weight=inverse_frequency": "class weight: inverse frequency",
+    "data.holdout=random:0.1": "holdout: random:0.1",
+    "model.outputs=every_step": "outputs: every step",
+    "data.train_images=1000": "1,000 training images",
+    DENSE: "mse, dense head",
+    "train.loss=mse, model.head=nau": "mse, NAU head",
+    "train.loss=mse, model.head=nmu": "mse, NMU head",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str  # anchor, preset findings-<key>, figure docs/figures/findings-<key>.png
+    title: str
+    question: str
+    hypothesis: str  # what "supported" means
+    conditions: tuple[str, ...]
+
+
+SECTIONS = (
+    Finding("rarity", "Rarity", "Are the large results hard because they are rare in training?",
+            "reweighing training toward rare targets (balanced sampling or inverse-frequency class weights) "
+            "raises exact in the rarest magnitude bin above the control's",
+            (CONTROL, "data.balance=target", "train.class_weight=inverse_frequency")),
+    Finding("lookup", "Lookup or computation", "Does the network look results up per digit pair, or compute them?",
+            "the network looks pairs up: cells of digit pairs it never saw together score below the same cells "
+            "in the control, which saw them",
+            (CONTROL, "data.holdout=random:0.1")),
+    Finding("per-step", "Per-step supervision", "Does a target after every digit (the running result) help?",
+            "supervising every step raises test exact above the control's",
+            (CONTROL, "model.outputs=every_step")),
+    Finding("heads", "Arithmetic heads", "Does a neural arithmetic unit (NAU for sums, NMU for products) beat "
+            "a dense regression head?",
+            "the task's arithmetic head (NAU on sums, NMU on products) raises test exact above the dense head "
+            "trained with the same loss (mse)",
+            (DENSE, "train.loss=mse, model.head=nau", "train.loss=mse, model.head=nmu", CONTROL)),
+    Finding("extrapolation", "Length extrapolation", "Trained on 1..4 digits, what is scored on 5..8?",
+            "the task's arithmetic head extrapolates better than the dense head: exact on lengths 5..8 above it",
+            (CONTROL, "model.outputs=every_step", DENSE, "train.loss=mse, model.head=nau",
+             "train.loss=mse, model.head=nmu")),
+    Finding("data-scale", "Data scale", "Does more data help, and does the original post's sum MSE of 0.61 come "
+            "within reach?",
+            "4,000 training images raise test exact above 1,000",
+            ("data.train_images=1000", CONTROL)),
+)  # fmt: skip
+POST_SUM_MSE = 0.61  # the original post's sum MSE after 20 epochs on full MNIST (its stated result)
+
+
+class Data:
+    """The committed findings summaries, with per-condition statistics over seeds."""
+
+    def __init__(self, folder: Path):
+        self.meta = json.loads((folder / "meta.json").read_text())
+        self.runs = pd.read_csv(folder / "runs.csv")
+        self.ref = pd.read_csv(folder / "reference.csv", dtype={"key": str})
+        self.heldout = pd.read_csv(folder / "heldout.csv")
+        self.tasks = list(dict.fromkeys(self.runs.task))
+
+    def values(self, task: str, condition: str, metric: str) -> list[float]:
+        r = self.runs
+        sel = r[(r.task == task) & (r.condition == condition) & (r.metric == metric)].sort_values("seed")
+        return [float(v) for v in sel.value if pd.notna(v)]
+
+    def stat(self, task: str, condition: str, metric: str) -> tuple[float, float, float, int]:
+        v = self.values(task, condition, metric)
+        return (*seed_interval(v), len(v)) if v else (float("nan"),) * 3 + (0,)
+
+    def cell(self, task: str, condition: str, metric: str) -> str:
+        mean, lo, hi, n = self.stat(task, condition, metric)
+        if n <= 1:
+            return "-" if n == 0 else f"{fmt(mean)} (n = 1)"
+        return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
+
+    def reference(self, task: str, scope: str, key: str, predictor: str = "reference") -> str:
+        r = self.ref
+        row = r[(r.task == task) & (r.scope == scope) & (r.key == key) & (r.predictor == predictor)]
+        if row.empty:
+            return "-"
+        x = row.iloc[0]
+        return f"{fmt(x.exact)} [{fmt(x.ci_low)}, {fmt(x.ci_high)}]"
+
+    def verdict(self, task: str, cond: str, base: str, metric: str, higher: bool = True) -> tuple[str, str]:
+        """(word, sentence): is `cond` above `base` (below, when not `higher`) on `metric`, by the intervals?"""
+        a, b = self.stat(task, cond, metric), self.stat(task, base, metric)
+        if min(a[3], b[3]) < 2:
+            return "not separated", f"{task}: fewer than 2 seeds, no interval"
+        text = f"{task}: {NAMES.get(cond, cond)} {self.cell(task, cond, metric)} vs {NAMES.get(base, base)} " + (
+            f"{self.cell(task, base, metric)} ({metric})"
+        )
+        if not separated((a[1], a[2]), (b[1], b[2])):
+            return "not separated", text
+        above = a[1] > b[2]
+        return ("supported" if above == higher else "refuted"), text
+
+
+def overall(words: list[str]) -> str:
+    """One word for a section: the tasks agree, or 'mixed'."""
+    return words[0] if len(set(words)) == 1 else "mixed (" + ", ".join(words) + ")"
+
+
+def md_table(df: pd.DataFrame) -> list[str]:
+    head = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
+    return head + ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)] + [""]
+
+
+# --- the sections ---------------------------------------------------------------------------------
+def _rows(d: Data, conditions, columns: dict[str, object]) -> pd.DataFrame:
+    """One row per task x condition; `columns` maps a header to a metric name or f(task) -> metric."""
+    rows = []
+    for task in d.tasks:
+        for c in conditions:
+            if not d.values(task, c, "test/exact"):
+                continue
+            row = {"task": task, "condition": NAMES.get(c, c), "seeds": len(d.values(task, c, "test/exact"))}
+            for head, metric in columns.items():
+                row[head] = d.cell(task, c, metric(task) if callable(metric) else metric)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _rare(task: str) -> str:
+    return f"test/bin={RARE_BIN[task]}/exact"
+
+
+def section_parts(d: Data, s: Finding) -> tuple[pd.DataFrame, list[tuple[str, str, str, str, bool]], list[str]]:
+    """(table, comparisons (task, condition, base, metric, higher), extra lines) of one section."""
+    notes: list[str] = []
+    if s.key == "rarity":
+        table = _rows(d, s.conditions, {"test exact": "test/exact", "rarest bin exact": _rare})
+        comps = [(t, c, CONTROL, _rare(t), True) for t in d.tasks for c in s.conditions[1:]]
+        notes += [f"Rarest bin: {', '.join(f'{t} {RARE_BIN[t]}' for t in d.tasks)}; the reference there: "
+                  + "; ".join(f"{t} {d.reference(t, 'bin', RARE_BIN[t])}" for t in d.tasks) + "."]  # fmt: skip
+    elif s.key == "lookup":
+        table = _rows(d, s.conditions, {"held-out cells exact": "pairs/heldout_cells/exact",
+                                        "other cells exact": "pairs/other_cells/exact"})  # fmt: skip
+        comps = [(t, s.conditions[1], CONTROL, "pairs/heldout_cells/exact", False) for t in d.tasks]
+        h = d.heldout
+        for t in d.tasks:
+            ht = h[h.task == t]
+            pairs = ", ".join(f"{a}{'+' if t == 'sum' else 'x'}{b}={v}" + ("" if ok else " (result never in training)")
+                              for a, b, v, ok in zip(ht.a, ht.b, ht.target, ht.target_in_training))  # fmt: skip
+            held, other = (d.reference(t, "cells", k) for k in ("heldout_cells", "other_cells"))
+            cells = f"{held}, on the others {other}"
+            notes.append(f"{t}: held-out pairs {pairs}; the reference on their cells {cells}.")
+    elif s.key == "per-step":
+        table = _rows(d, s.conditions, {"test exact": "test/exact", "rarest bin exact": _rare})
+        comps = [(t, s.conditions[1], CONTROL, "test/exact", True) for t in d.tasks]
+    elif s.key == "heads":
+        table = _rows(d, s.conditions, {"test exact": "test/exact", "test MAE": "test/mae"})
+        comps = [(t, HEAD[t], DENSE, "test/exact", True) for t in d.tasks]
+    elif s.key == "extrapolation":
+        cols = {"exact on 5..8": "ext/extrapolated/exact"}
+        cols.update({f"length {k}": f"ext/len={k}/exact" for k in range(5, d.meta["eval_max_len"] + 1)})
+        cols["unreachable at 8"] = f"ext/len={d.meta['eval_max_len']}/unreachable"
+        table = _rows(d, s.conditions, cols)
+        comps = [(t, HEAD[t], DENSE, "ext/extrapolated/exact", True) for t in d.tasks]
+        key = f"5-{d.meta['eval_max_len']}"
+        ref = "; ".join(f"{t} {d.reference(t, 'ext', key)}" for t in d.tasks)
+        mode = "; ".join(f"{t} {d.reference(t, 'ext', key, 'most_frequent')}" for t in d.tasks)
+        notes.append(f"On lengths 5..8, the reference: {ref}; always answering the most frequent result: {mode}"
+                     + ". *unreachable*: the share of test targets a classifier over the training results has no "
+                     "class for (it cannot answer them); the regression heads can produce any value.")  # fmt: skip
+    else:  # data-scale
+        table = _rows(d, s.conditions, {"test exact": "test/exact", "test MSE": "test/mse"})
+        comps = [(t, CONTROL, s.conditions[0], "test/exact", True) for t in d.tasks]
+        if "sum" in d.tasks:
+            mean, lo, hi, _ = d.stat("sum", CONTROL, "test/mse")
+            where = "lies below this interval: not reached" if lo > POST_SUM_MSE else "is within or above this interval"
+            notes.append(f"Sum test MSE of the control (all 4,000 embedded training images): {fmt(mean)} [{fmt(lo)}, "
+                         f"{fmt(hi)}]; the original post's {POST_SUM_MSE} (full MNIST, 20 epochs) {where} at this "
+                         "budget.")  # fmt: skip
+    return table, comps, notes
+
+
+def figure(d: Data, s: Finding, comps, path: Path) -> None:
+    """The section's statistical figure: the compared metric per condition and task, mean and 95% bootstrap
+    interval over seeds (seaborn); for extrapolation, exact per length with the reference dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    r = d.runs[d.runs.condition.isin(s.conditions)].assign(condition=lambda x: x.condition.map(NAMES))
+    order = [NAMES[c] for c in s.conditions]
+    sns.set_theme(style="whitegrid", context="paper")
+    if s.key == "extrapolation":
+        ext = r[r.metric.str.match(r"ext/len=\d+/exact")].assign(
+            length=lambda x: x.metric.str.extract(r"=(\d+)/")[0].astype(int)
+        )
+        g = sns.relplot(data=ext, x="length", y="value", hue="condition", hue_order=order, col="task", kind="line",
+                        marker="o", errorbar=("ci", 95), seed=0, height=3.2, aspect=1.2)  # fmt: skip
+        ref = d.ref[(d.ref.scope == "ext_length") & (d.ref.predictor == "reference")]
+        for task, ax in g.axes_dict.items():
+            rt = ref[ref.task == task]
+            ax.plot(rt.key.astype(int), rt.exact, "k--", label="reference")
+            ax.axvline(d.meta.get("max_len", 4) + 0.5, color="grey", lw=0.8)
+        g.set_axis_labels("sequence length (trained: 1..4)", "test exact")
+    else:
+        metric = {t: m for t, _, _, m, _ in comps}
+        sel = pd.concat([r[(r.task == t) & (r.metric == m)] for t, m in metric.items()])
+        g = sns.catplot(data=sel, x="condition", y="value", col="task", kind="point", order=order, errorbar=("ci", 95),
+                        seed=0, height=3.2, aspect=1.2, sharey=False, linestyle="none", capsize=0.15)  # fmt: skip
+        for task, ax in g.axes_dict.items():
+            ax.set_title(f"{task}: {metric[task]}")
+            ax.tick_params(axis="x", rotation=20)
+        g.set_axis_labels("", "mean over seeds (95% interval)")
+    g.figure.suptitle(s.title, y=1.02)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    g.figure.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(g.figure)
+
+
+def render(folder: Path, command: str, figures: Path | None) -> str:
+    """FINDINGS.md's text; with `figures`, also (re)draw the section figures there."""
+    lines = [f"<!-- generated by: {command} -->", "# Findings: why is the product hard?", ""]
+    if not (folder / "meta.json").is_file():
+        return (
+            "\n".join(lines + ["Not measured yet: run the `findings` study preset (study/presets/findings.yaml)."])
+            + "\n"
+        )
+    d = Data(folder)
+    m = d.meta
+    lines += [
+        "Every number here is written by the command on the first line from the summaries in `docs/data/findings/`,",
+        "collected from one study (`findings` preset) with these commands, run from the repository root:",
+        "", "```bash", *m["commands"], "```", "",
+        f"**Design.** The original post's model (conv 8@4x4, 16@3x3, GRU 200 -> 100, RMSprop 1e-3, batch 32) on the "
+        f"embedded digits; the control trains it with the classify loss, and each other condition changes one switch "
+        f"of the control. Every condition has the same budget: {m['epochs']} epochs of {m['train_size']:,} fresh "
+        f"training sequences (1..4 digits), retrained from scratch for each seed ({', '.join(map(str, m['seeds']))}). "
+        "Cells give the mean over seeds and its 95% bootstrap interval; the reference is the digit classifier with "
+        "exact arithmetic on the same test sequences (docs/REPORT.md). A section's preset `findings-<section>` "
+        "reruns its conditions alone.",
+        "",
+    ]  # fmt: skip
+    words = {}
+    for s in SECTIONS:
+        table, comps, notes = section_parts(d, s)
+        results = [d.verdict(*c) for c in comps]
+        words[s.key] = overall([w for w, _ in results])
+        lines += [f"## {s.title}", "", f"**Question.** {s.question}", "", f"**Hypothesis.** {s.hypothesis}.", ""]
+        lines += ["**Conditions**: " + ", ".join(NAMES[c] for c in s.conditions) +
+                  f"; preset `findings-{s.key}`.", ""]  # fmt: skip
+        lines += md_table(table) + [*notes, ""] if notes else md_table(table)
+        lines += [f"![{s.title}](figures/findings-{s.key}.png)", ""]
+        lines += [f"**Verdict: {words[s.key]}.**", "", *[f"- {w}: {t}" for w, t in results], ""]
+        if figures is not None:
+            figure(d, s, comps, figures / f"findings-{s.key}.png")
+    lines += ["## The short answer", "", *answer(d, words), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def answer(d: Data, words: dict[str, str]) -> list[str]:
+    out = []
+    for t in d.tasks:
+        out.append(f"- {t}: the control scores {d.cell(t, CONTROL, 'test/exact')} exact (reference "
+                   f"{d.reference(t, 'all', 'all')}); in the rarest bin ({RARE_BIN[t]}) {d.cell(t, CONTROL, _rare(t))} "
+                   f"against the reference's {d.reference(t, 'bin', RARE_BIN[t])}.")  # fmt: skip
+    out += [f"- {s.question} Verdict on '{s.hypothesis}': **{words[s.key]}**." for s in SECTIONS]
+    return out
