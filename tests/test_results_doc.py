@@ -37,6 +37,8 @@ def test_a_collected_study_renders_with_intervals_and_claims(smoke_study, tmp_pa
     readme.write_text("intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nrest\n")
     monkeypatch.setattr(gen, "DATA", tmp_path / "data")
     monkeypatch.setattr(gen, "OUT", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(gen, "FINDINGS", tmp_path / "FINDINGS.md")
+    monkeypatch.setattr(gen, "FIGURES", tmp_path / "figures")
     monkeypatch.setattr(gen, "README", readme)
     monkeypatch.setattr(gen, "ROOT", tmp_path)
     args = ["--collect", str(study), "--as", "seed", "--command", "seqsum study launch --preset smoke",
