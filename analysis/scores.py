@@ -3,12 +3,16 @@
 The compared runs are the replicates (`seqsum study rerun --per-family`: fresh seeds, one budget) when
 the study has them, else each task x family's best search trial (one seed). Within a task x family the
 runs are seeds: across seeds a number is the mean with a 95% bootstrap interval; a single run's exact
-rate carries its Wilson 95% interval (analysis.compare).
+rate carries its Wilson 95% interval (analysis.compare). Replicates of several configs of one family (a
+designed study rerun with --top N, e.g. the findings presets) are compared as arms of their own: the family
+column names what sets each apart ("classify (data.balance=target)", see `arms`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 
 import pandas as pd
 
@@ -25,7 +29,7 @@ RUN = ["kind", "task", "trial_id"]
 def compared_runs(study: Study) -> tuple[pd.DataFrame, str]:
     """(runs, source): per task, its finished replicates when it has any, else each family's best search
     trial; source says 'replicates', 'search' or 'mixed'. Sorted by task, family order, seed."""
-    reps = finished(study.replicates)
+    reps = arms(finished(study.replicates))
     metric, mode = study.metric
     done = study.finished
     search = done.iloc[0:0]
@@ -37,8 +41,33 @@ def compared_runs(study: Study) -> tuple[pd.DataFrame, str]:
         return done, "search"
     runs = pd.concat(frames, ignore_index=True)
     source = "mixed" if len(frames) == 2 else "replicates" if not reps.empty else "search"
-    runs = runs.assign(_f=runs.family.map(lambda f: LOSSES.index(f) if f in LOSSES else 9))
+    runs = runs.assign(_f=runs.family.map(lambda f: LOSSES.index(f.split(" ")[0]) if f.split(" ")[0] in LOSSES else 9))
     return by_task(runs, "_f", "seed").drop(columns="_f").reset_index(drop=True), source
+
+
+def arms(reps: pd.DataFrame) -> pd.DataFrame:
+    """Within a task x family whose replicates come from several selected configs, each config becomes an
+    arm: its family reads 'family (key=value, ...)' with the searched parameters in which it differs from
+    the family's most common values (a config with the most common values keeps the plain family name)."""
+    if reps.empty or "source_trial_id" not in reps:
+        return reps
+    reps = reps.copy()
+    for (task, family), g in reps.groupby(["task", "family"], sort=False):
+        sources = g.drop_duplicates("source_trial_id")
+        if len(sources) < 2:
+            continue
+        params = [p if isinstance(p, dict) else {} for p in sources.params]
+        keys = list(dict.fromkeys(k for p in params for k in p if k not in ("loss", "train.loss")))
+        tops = {k: Counter(json.dumps(p.get(k)) for p in params).most_common(2) for k in keys}
+        # a value is "common" only when no other value is as frequent (a tie names every arm's value)
+        common = {k: t[0][0] if len(t) == 1 or t[0][1] > t[1][1] else None for k, t in tops.items()}
+        for source, p in zip(sources.source_trial_id, params):
+            diff = [f"{k}={p.get(k)}" for k in keys if json.dumps(p.get(k)) != common[k]]
+            if diff:
+                reps.loc[(reps.task == task) & (reps.source_trial_id == source), "family"] = (
+                    f"{family} ({', '.join(diff)})"
+                )
+    return reps
 
 
 def comparison(runs: pd.DataFrame) -> pd.DataFrame:

@@ -324,3 +324,38 @@ def test_filter_similarity_finds_a_permuted_sign_flipped_bank():
     assert score == pytest.approx(1.0) and list(match) == [2, 1, 5, 0, 4, 3] and np.allclose(cos, -1)
     mean, std = random_similarity(a, b)
     assert mean < 0.7 and std > 0
+
+
+def test_replicates_of_several_configs_of_one_family_are_compared_as_arms():
+    import pandas as pd
+
+    from analysis.scores import arms
+
+    def rep(task, source, family, **params):
+        return {"task": task, "source_trial_id": source, "family": family, "seed": 1000, "params": params}
+
+    reps = pd.DataFrame(
+        [
+            rep("sum", "a", "classify", **{"train.loss": "classify", "data.balance": "none", "model.outputs": "last"}),
+            rep(
+                "sum", "b", "classify", **{"train.loss": "classify", "data.balance": "target", "model.outputs": "last"}
+            ),
+            rep(
+                "sum",
+                "c",
+                "classify",
+                **{"train.loss": "classify", "data.balance": "none", "model.outputs": "every_step"},
+            ),
+            rep("sum", "d", "mse", **{"train.loss": "mse", "model.head": "dense"}),
+            rep("sum", "e", "mse", **{"train.loss": "mse", "model.head": "nau"}),
+            rep("product", "f", "log", **{"loss": "log"}),
+        ]
+    )
+    assert list(arms(reps).family) == [
+        "classify",  # the most common values: the control keeps the family's name
+        "classify (data.balance=target)",
+        "classify (model.outputs=every_step)",
+        "mse (model.head=dense)",  # a tie: every arm is named
+        "mse (model.head=nau)",
+        "log",  # one config per family (study rerun --per-family): unchanged
+    ]
