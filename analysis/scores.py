@@ -76,7 +76,8 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_length(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per task x family x test length: exact over the seeds (Wilson for one run) and mean MAE."""
+    """Per task x family x test length: exact over the seeds (Wilson for one run), mean MAE, whether the
+    length was trained, and the share of targets a classifier cannot answer (`unreachable`)."""
     rows = []
     for r in runs.to_dict("records"):
         for col, v in r.items():
@@ -84,9 +85,16 @@ def per_length(runs: pd.DataFrame) -> pd.DataFrame:
             if m and pd.notna(v):
                 k = int(m.group(1))
                 rows.append({"task": r["task"], "family": r["family"], "seed": r["seed"], "length": k,
-                             "n": r.get(f"test/len={k}/n"), "exact": v, "mae": r.get(f"test/len={k}/mae")})  # fmt: skip
-    df = pd.DataFrame(rows, columns=["task", "family", "seed", "length", "n", "exact", "mae"])
-    return _with_mae(df, [*GROUP, "length"])
+                             "n": r.get(f"test/len={k}/n"), "exact": v, "mae": r.get(f"test/len={k}/mae"),
+                             "trained": k <= r.get("max_len", k),
+                             "unreachable": r.get(f"test/len={k}/unreachable", float("nan"))})  # fmt: skip
+    cols = ["task", "family", "seed", "length", "n", "exact", "mae", "trained", "unreachable"]
+    df = pd.DataFrame(rows, columns=cols)
+    by = [*GROUP, "length"]
+    # trained: the length was among the training lengths (else extrapolated); unreachable: the share of its
+    # targets a classifier has no class for (it cannot answer them), mean over seeds (NaN for regression)
+    extra = df.groupby(by, sort=False).agg(trained=("trained", "all"), unreachable=("unreachable", "mean"))
+    return _with_mae(df, by).merge(extra.reset_index(), on=by, how="left")
 
 
 def per_bin(study: Study, runs: pd.DataFrame) -> pd.DataFrame:

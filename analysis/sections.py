@@ -177,7 +177,8 @@ def lengths(ctx: Ctx, doc: Doc) -> None:
     lines = []
     for (task, family), d in df.groupby(["task", "family"], sort=False):
         per = "; ".join(
-            f"K={r.length}: {r.exact:.2f} {_iv(r.ci_low, r.ci_high)}"
+            f"K={r.length}{'' if r.trained else ' (extrapolated)'}: {r.exact:.2f} {_iv(r.ci_low, r.ci_high)}"
+            + (f", no class for {r.unreachable:.0%} of its targets" if r.unreachable > 0 else "")
             + (
                 f" ({r.share_of_reference:.0%} of the reference's {r.reference:.2f})"
                 if "reference" in d and pd.notna(r.reference) and r.reference > 0
