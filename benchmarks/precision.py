@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-size", type=int, default=None, help="sequences per epoch (default: the preset's)")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     p.add_argument("--small-eval", action="store_true", help="valid 500, test 1000, 2 pairs per cell (a quick look)")
+    p.add_argument("--json", metavar="PATH", help="also write the numbers (for docs/data/perf/)")
     p.add_argument("--smoke", action="store_true", help="1 epoch of 256 sequences, 2 seeds, small eval sets")
     a = p.parse_args(argv)
     over = {"train.device": "cpu", "train.epochs": a.epochs}
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.setdefault((task, prec), []).append((valid, test, res.train_seconds))
                 print(f"{task:<8} {prec:<9} {seed:>4} {valid:11.4f} {test:10.4f} {res.train_seconds:8.1f}", flush=True)
     print()
+    summary = {}
     for task in a.tasks:
         iv = {}
         for prec in PRECISIONS:
@@ -75,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{task}: intervals overlap: valid {overlap['valid']}, test {overlap['test']}; "
             f"training time fp32/bf16 {speed:.2f}x ({a.seeds} seeds, {base.train.epochs} epochs)"
         )
+        summary[task] = {"intervals": iv, "overlap": overlap, "speedup": speed,
+                         "runs": {prec: runs[(task, prec)] for prec in PRECISIONS}}  # fmt: skip
+    if a.json:
+        from seqsum.files import write_json
+
+        write_json(Path(a.json), {
+            "command": "benchmarks/precision.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "seeds": list(range(a.seeds)), "epochs": base.train.epochs, "train_size": base.data.train_size,
+            "tasks": summary,
+        })  # fmt: skip
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Write docs/RESULTS.md, docs/FINDINGS.md (and README's findings paragraph) from the small summaries committed
-in docs/data/.
+"""Write docs/RESULTS.md, docs/FINDINGS.md, docs/PERFORMANCE.md's measured block and README's findings
+paragraph from the small summaries committed in docs/data/.
 
     .venv/bin/python benchmarks/results.py                                   # rewrite the docs from docs/data/
     .venv/bin/python benchmarks/results.py --check                           # exit 1 if a doc is stale
@@ -32,6 +32,7 @@ from analysis.compare import verdicts  # noqa: E402
 from analysis.doc import fmt  # noqa: E402
 from analysis.findings import collect as collect_findings  # noqa: E402
 from analysis.findings_doc import render as render_findings  # noqa: E402
+from analysis.perf_doc import perf_text  # noqa: E402
 from seqsum.config import LOSSES  # noqa: E402
 from seqsum.files import write_csv, write_json, write_text  # noqa: E402
 
@@ -160,11 +161,11 @@ def section(name: str, title: str, pending: str) -> tuple[list[str], Comparison 
 
 def section_overhead() -> list[str]:
     out = ["## Harness overhead", ""]
-    p = DATA / "overhead.json"
+    p = DATA / "perf" / "overhead.json"
     if not p.is_file():
         return out + [
             "Not measured with the current harness yet: `.venv/bin/python benchmarks/study_overhead.py "
-            "--json docs/data/overhead.json` on a quiet machine writes it (docs/PERFORMANCE.md).",
+            "--json docs/data/perf/overhead.json` on a quiet machine writes it (docs/PERFORMANCE.md).",
             "",
         ]
     o = json.loads(p.read_text())
@@ -224,6 +225,7 @@ def collect(study_dir: Path, name: str, commands: list[str], design: str, seeds:
 DATA = ROOT / "docs" / "data"
 OUT = ROOT / "docs" / "RESULTS.md"
 FINDINGS = ROOT / "docs" / "FINDINGS.md"
+PERFORMANCE = ROOT / "docs" / "PERFORMANCE.md"
 FIGURES = ROOT / "docs" / "figures"
 README = ROOT / "README.md"
 
@@ -249,14 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     text, summary = render()
     readme = readme_text(summary)
     findings = render_findings(DATA / "findings", COMMAND, None if a.check else FIGURES)
-    docs = ((OUT, text), (FINDINGS, findings), (README, readme))
+    perf = perf_text(PERFORMANCE.read_text(), DATA / "perf") if PERFORMANCE.is_file() else None
+    docs = ((OUT, text), (FINDINGS, findings), (README, readme)) + (((PERFORMANCE, perf),) if perf else ())
     if a.check:
         stale = [str(f.relative_to(ROOT)) for f, t in docs if not f.is_file() or f.read_text() != t]
         print(f"stale: {', '.join(stale)}; run {COMMAND}" if stale else "docs are up to date")
         return 1 if stale else 0
     for f, t in docs:
         write_text(f, t)
-    print(f"wrote {OUT.relative_to(ROOT)}, {FINDINGS.relative_to(ROOT)} and README.md's findings paragraph")
+    print(f"wrote {', '.join(str(f.relative_to(ROOT)) for f, _ in docs)}")
     return 0
 
 

@@ -8,7 +8,7 @@ of each trial worker.
 
     .venv/bin/python benchmarks/study_overhead.py                  # 16 ~1-minute trials, 2 at a time (~10 min)
     .venv/bin/python benchmarks/study_overhead.py --trials 4       # the 4-trial case
-    .venv/bin/python benchmarks/study_overhead.py --json docs/data/overhead.json   # also write the numbers
+    .venv/bin/python benchmarks/study_overhead.py --json docs/data/perf/overhead.json   # also write the numbers
     .venv/bin/python benchmarks/study_overhead.py --smoke          # seconds; the tests run this
 
 Every trial scores the same small fixed evaluation sets (EVAL below), whatever the presets say, so the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -122,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                 "concurrent": slots,
                 "shares": shares,
                 "overhead": overhead,
+                "overhead_once_ray_is_up": 1 - train_s / tuner_slot_time,
+                "final_evaluation_sizes": EVAL,
                 "seq_per_s": seq_per_s,
+                "load": os.getloadavg(),
             },
         )
     print(f"{'OVERHEAD (share outside train())':<{w}}  {overhead:.1%}  (target <= 5% for ~1-minute trials)")

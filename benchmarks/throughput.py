@@ -197,8 +197,9 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def profile(name: str, paths: dict, chunk) -> None:
-    """torch.profiler over one more chunk of `name`'s steps (after the timing and scoring)."""
+def profile(name: str, paths: dict, chunk) -> list[dict]:
+    """torch.profiler over one more chunk of `name`'s steps (after the timing and scoring); returns the top
+    ops as rows (op, share of self CPU time, calls)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -208,6 +209,9 @@ def profile(name: str, paths: dict, chunk) -> None:
         chunk()
     print(f"\nprofile of {name!r}, one chunk (self CPU time, top ops):")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14, max_name_column_width=40))
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ops) or 1.0
+    return [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in ops[:14]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also time seqsum with train.precision bf16 (autocast) and measure the bf16 GEMM rate",
     )
     p.add_argument("--smoke", action="store_true", help="a ~15 s run (6 steps x 3 repeats, 256 valid)")
+    p.add_argument("--json", metavar="PATH", help="also write the numbers (for docs/data/perf/, read by results.py)")
     a = p.parse_args(argv)
     if a.smoke:
         a.steps, a.repeats, a.valid = 6, 3, 256
@@ -347,17 +352,31 @@ def main(argv: list[str] | None = None) -> int:
         "(% GEMM: median seq/s x FLOPs/sequence over the median GEMM rate; best %: fastest chunk over the "
         "fastest GEMM; faults/step: minor page faults)"
     )
-    if a.profile:
-        profile(a.profile, paths, lambda: run(a.profile, warm, warm + a.steps))
+    top = profile(a.profile, paths, lambda: run(a.profile, warm, warm + a.steps)) if a.profile else []
     print()
+    ratios = {}
     for name in list(paths)[1:]:  # seqsum/reference last
         ratio = statistics.median(rates["seqsum"]) / statistics.median(rates[name])
         rounds = [x / y for x, y in zip(rates["seqsum"], rates[name])]  # one ratio per alternated round
+        ratios[name] = {"min": min(rounds), "median": statistics.median(rounds), "max": max(rounds), "rounds": rounds}
         print(
             f"ratio seqsum/{name}: min {min(rounds):.2f}x median {statistics.median(rounds):.2f}x "
             f"max {max(rounds):.2f}x over {len(rounds)} rounds (ratio of medians {ratio:.2f}x); "
             f"valid exact difference {exact['seqsum'] - exact[name]:+.4f} after {n_steps} steps"
         )
+    if a.json:
+        from seqsum.files import write_json
+
+        write_json(Path(a.json), {
+            "command": "benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads(), "load": os.getloadavg()},
+            "flops_per_seq": flops, "gemm_fp32": peak, "gemm_bf16": statistics.median(gemm16) if gemm16 else None,
+            "steps": n_steps, "paths": {n: {"seq_s": statistics.median(rs), "min": min(rs), "max": max(rs),
+                                            "share_of_fp32_gemm": statistics.median(rs) * flops / peak,
+                                            "valid_exact": exact[n]} for n, rs in rates.items()},
+            "ratios": ratios, "profile": {"path": a.profile, "top_ops": top} if a.profile else None,
+        })  # fmt: skip
     return 0
 
 

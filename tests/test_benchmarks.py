@@ -13,11 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "throughput.py"
 
 
-def smoke_run() -> str:
+def smoke_run(*extra: str) -> str:
     # One intra-op thread: on a shared 2-core box a second OpenMP thread that gets descheduled
     # stalls every parallel region, which makes the timings of both paths mostly noise.
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--threads", "1", "--bf16"],
+        [sys.executable, str(SCRIPT), "--smoke", "--threads", "1", "--bf16", *extra],
         capture_output=True,
         text=True,
         timeout=300,
@@ -46,8 +46,8 @@ def parse(out: str) -> tuple[dict[str, dict[str, float]], float]:
     return rows, med
 
 
-def test_throughput_smoke_prints_the_table_and_seqsum_is_not_slower():
-    out = smoke_run()
+def test_throughput_smoke_prints_the_table_and_seqsum_is_not_slower(tmp_path):
+    out = smoke_run("--profile", "seqsum", "--json", str(tmp_path / "throughput-1t.json"))
     for text in (
         "machine:",
         "training FLOPs/sequence",
@@ -65,15 +65,30 @@ def test_throughput_smoke_prints_the_table_and_seqsum_is_not_slower():
     assert all(r["seq/s"] > 0 and 0 < r["pct"] < 100 for r in rows.values()), out
     # Same init, data and dropout masks: the two learn the same thing within float noise.
     assert abs(rows["seqsum"]["exact"] - rows["reference"]["exact"]) <= 0.02, out
+    # --json feeds PERFORMANCE.md's generated block: the same numbers as the printed table
+    from analysis.perf_doc import render_block
+
+    block = render_block(tmp_path)
+    assert "1 thread" in block and "--profile seqsum" in block and "`aten::mm`" in block
+    assert f"| seqsum | {rows['seqsum']['seq/s']:.1f} |" in block, block
+    assert re.search(r"seqsum / reference: min [\d.]+x, median [\d.]+x, max [\d.]+x over 3 rounds; target", block)
     if ratio < 0.8:  # timings on a shared machine: one more run before calling it a regression
         out = smoke_run()
         rows, ratio = parse(out)
     assert ratio >= 0.8, out
 
 
-def test_precision_smoke_prints_both_precisions_and_the_verdict():
+def test_precision_smoke_prints_both_precisions_and_the_verdict(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--smoke", "--tasks", "sum"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "precision.py"),
+            "--smoke",
+            "--tasks",
+            "sum",
+            "--json",
+            str(tmp_path / "precision.json"),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=400,
@@ -85,3 +100,8 @@ def test_precision_smoke_prints_both_precisions_and_the_verdict():
     assert sorted((p, s) for p, s, *_ in runs) == [("bf16", "0"), ("bf16", "1"), ("fp32", "0"), ("fp32", "1")], out
     assert all(0 <= float(v) <= 1 and 0 <= float(t) <= 1 for *_, v, t in runs), out
     assert re.search(r"^sum: intervals overlap: valid (True|False), test (True|False); training time", out, re.M), out
+    from analysis.perf_doc import render_block
+
+    block = render_block(tmp_path)
+    assert re.search(r"^\| sum \| fp32 \| [\d.]+ \[[\d.]+, [\d.]+\] \|", block, re.M), block
+    assert "- the intervals " in block and "Throughput, 1 thread\n\nNot measured yet." in block
