@@ -39,6 +39,7 @@ def test_a_collected_study_renders_with_intervals_and_claims(smoke_study, tmp_pa
     monkeypatch.setattr(gen, "OUT", tmp_path / "RESULTS.md")
     monkeypatch.setattr(gen, "FINDINGS", tmp_path / "FINDINGS.md")
     monkeypatch.setattr(gen, "FIGURES", tmp_path / "figures")
+    monkeypatch.setattr(gen, "PERFORMANCE", tmp_path / "PERFORMANCE.md")  # absent: left alone
     monkeypatch.setattr(gen, "README", readme)
     monkeypatch.setattr(gen, "ROOT", tmp_path)
     args = ["--collect", str(study), "--as", "seed", "--command", "seqsum study launch --preset smoke",
