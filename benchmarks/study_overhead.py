@@ -40,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--concurrent", type=int, default=2)
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--train-size", type=int, default=6000, help="sequences per epoch (sets the trial length)")
-    p.add_argument("--seed-model", action="store_true", help="the original post's model (for the RSS check)")
+    p.add_argument(
+        "--train-size", type=int, default=10_000, help="sequences per epoch (sets the trial length: ~1 minute)"
+    )
+    p.add_argument("--seed-model", action="store_true", help="the original post's model (the default; kept for gpu.sh)")
+    p.add_argument("--small-model", action="store_true", help="a searched small model instead (seconds per trial)")
     p.add_argument("--smoke", action="store_true", help="tiny trials: checks the harness, not the target")
     p.add_argument("--storage", help="keep the study here (default: a temporary folder)")
     p.add_argument(
@@ -60,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     base = d["what"]["base"]
     base["train"]["epochs"] = a.epochs
     base["data"].update(train_size=a.train_size, **EVAL)
-    if a.seed_model:
+    if not a.small_model and not a.smoke:
+        # the original post's model, only the learning rate searched: ~1-minute trials on one CPU thread
         base["model"] = {}  # the seed preset's model (the defaults)
         base["train"]["batch_size"] = 32
         d["what"]["space"] = {"lr": {"low": 0.0005, "high": 0.002, "log": True}}
-    elif not a.smoke:
+    elif a.small_model:
         base["model"] = {"conv_channels": [8], "conv_kernels": [5], "gru_hidden": [64]}
     d["how"].update(num_samples=a.trials, max_concurrent=a.concurrent, scheduler="fifo")
     if a.gpus_per_trial:
