@@ -169,16 +169,16 @@ class StudyConfig:
         return [self.base_run(self.what.tasks[0]).train.loss]
 
     def first_points(self) -> list[dict[str, Any]]:
-        """Points enqueued before the sampler: the original post's model (if asked and it fits), then the
-        designed `what.points` (each completed from the base config) or, without designed points, one point
-        per loss family not yet covered (its other parameters left to the sampler)."""
+        """Points enqueued before the sampler: the original post's model (if asked and it fits), the
+        designed `what.points` (each completed from the base config), then one point per loss family not
+        yet covered (its other parameters left to the sampler)."""
         points = []
         seed = self.seed_point() if self.what.enqueue_seed else None
         if seed:
             points.append(seed)
         points += [self.complete_point(p) for p in self.what.points]
         key = self.loss_key
-        if key and "choices" in self.what.space[key] and not self.what.points:  # designed points replace these
+        if key and "choices" in self.what.space[key]:
             covered = {p.get(key) for p in points}
             points += [{key: f} for f in self.families() if f not in covered]
         return points

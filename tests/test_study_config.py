@@ -251,7 +251,7 @@ def test_designed_points_are_the_base_with_their_changes_enqueued_first():
     [
         ([{"model.dropout": 0.1}], None, r"what.points #1 names 'model.dropout', which is not in the space"),
         ([{"data.balance": "uniform"}], None, r"what.points #1 names data.balance='uniform', which is outside"),
-        ([{}, {}, {}], 2, r"how.num_samples=2 is below the 3 points enqueued first"),
+        ([{}, {}, {}], 2, r"how.num_samples=2 is below the 4 points enqueued first"),
         (["control"], None, r"what.points #1 must be a mapping"),
         ([{"model.head": "nmu"}], None, r"names 'model.head', which applies only when"),  # nmu needs mse
     ],
@@ -292,10 +292,15 @@ def test_each_findings_section_has_a_preset_with_the_control_and_its_conditions(
     full = load_preset("findings")
     for s in SECTIONS:
         cfg = load_preset(f"findings-{s.key}")
-        assert cfg.what.base == full.what.base and cfg.what.space == full.what.space
+        assert cfg.what.base == full.what.base and set(cfg.what.space) <= set(full.what.space)
         labels = [condition_label(p, cfg.first_points()[0]) for p in cfg.first_points()]
         assert labels[0] == "control" and set(labels) == set(s.conditions) | {"control"}
         assert cfg.how.num_samples == len(labels) and cfg.how.scheduler == "fifo"
+        # each condition trains exactly the run config the full findings study trained under that name
+        full_points = {condition_label(p, full.first_points()[0]): p for p in full.first_points()}
+        for label, point in zip(labels, cfg.first_points()):
+            same = full.run_config("product", full_points[label]).replace({"data.holdout": []})
+            assert cfg.run_config("product", point).replace({"data.holdout": []}) == same, (s.key, label)
 
 
 def test_a_conditional_parameter_listed_before_its_condition_is_still_suggested():
