@@ -81,7 +81,8 @@ def precision_lines(p: dict) -> list[str]:
     out.append("")
     for task, t in p["tasks"].items():
         out.append(f"- {task}: intervals overlap (valid {t['overlap']['valid']}, test {t['overlap']['test']}); "
-                   f"training time fp32 / bf16 {t['speedup']:.2f}x (median over seeds)")  # fmt: skip
+                   f"training time fp32 / bf16 {t['speedup']:.2f}x (median over seeds; wall time beside whatever else "
+                   "ran, so speed is read from the throughput sections)")  # fmt: skip
     verdict = "overlap on every task: equality is not refuted" if all(equal) else "do not all overlap"
     return out + [f"- the intervals {verdict}", ""]
 
