@@ -237,7 +237,7 @@ def render(folder: Path, command: str, figures: Path | None) -> str:
                   f"; preset `findings-{s.key}`.", ""]  # fmt: skip
         lines += md_table(table) + [*notes, ""] if notes else md_table(table)
         lines += [f"![{s.title}](figures/findings-{s.key}.png)", ""]
-        lines += [f"**Verdict: {words[s.key]}.**", "", *[f"- {w}: {t}" for w, t in results], ""]
+        lines += [f"**Verdict (at this budget): {words[s.key]}.**", "", *[f"- {w}: {t}" for w, t in results], ""]
         if figures is not None:
             from .findings_plot import figure
 
