@@ -34,6 +34,13 @@ def fmt(v) -> str:
     return str(v)
 
 
+def md_table(df: pd.DataFrame) -> list[str]:
+    """A Markdown table of `df` (values through fmt, '|' escaped), then a blank line."""
+    head = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
+    rows = ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in df.itertuples(index=False)]
+    return head + rows + [""]
+
+
 def _inline(text: str) -> str:
     """Escaped text with Markdown `code` spans as <code>."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))

@@ -72,7 +72,7 @@ def collect(study_dir: str | Path, dest: str | Path, commands: list[str], step=p
         step(f"[findings] {i}/{len(reps)} {r.task} {label} seed {r.seed}")
         metrics = _run_metrics(run, r.task, holdout)
         if label in EXTRAPOLATED:
-            metrics.update(_extrapolated(run, study_dir / "extrapolate" / str(r.trial_id)))
+            metrics.update(_extrapolated(run, study_dir / "extrapolate" / str(r.trial_id), int(r.max_len)))
         ident = {"task": r.task, "condition": label, "seed": int(r.seed), "trial_id": str(r.trial_id)}
         rows += [{**ident, "metric": k, "value": v} for k, v in sorted(metrics.items())]
     runs = pd.DataFrame(rows).sort_values(["task", "condition", "seed", "metric"], kind="stable")
@@ -104,11 +104,17 @@ def _run_metrics(run: Path, task: str, holdout: tuple[tuple[int, int], ...]) -> 
     bins = preds.groupby(magnitude_bin(task, preds.target), observed=True).correct.mean()
     out.update({f"test/bin={b}/exact": float(v) for b, v in bins.items()})
     pairs = pd.read_csv(run / "pairs.csv")
-    held = np.array([tuple(sorted(ab)) in set(holdout) for ab in zip(pairs.a, pairs.b)], dtype=bool)
+    held = _held_cells(pairs, holdout)
     for name, part in (("heldout_cells", pairs[held]), ("other_cells", pairs[~held])):
         if len(part):
             out[f"pairs/{name}/exact"] = float((part.exact * part.n).sum() / part.n.sum())
     return out
+
+
+def _held_cells(cells: pd.DataFrame, holdout) -> np.ndarray:
+    """Rows (a, b) of a digit-pair grid whose unordered pair is held out."""
+    held = set(holdout)
+    return np.array([tuple(sorted(ab)) in held for ab in zip(cells.a, cells.b)], dtype=bool)
 
 
 def _kept(key: str, value: Any) -> bool:
@@ -117,7 +123,7 @@ def _kept(key: str, value: Any) -> bool:
     return number and (key.endswith(("/exact", "/unreachable")) or key in ("test/mae", "test/mse", "train_seconds"))
 
 
-def _extrapolated(run: Path, out: Path) -> dict[str, float]:
+def _extrapolated(run: Path, out: Path, trained: int) -> dict[str, float]:
     """The checkpoint re-scored on lengths 1..EVAL_MAX_LEN (once; kept in `out`)."""
     from seqsum.cli import main
 
@@ -131,7 +137,6 @@ def _extrapolated(run: Path, out: Path) -> dict[str, float]:
         if k.startswith("test/len=") and k.endswith(("/exact", "/unreachable")):
             res["ext/" + k.removeprefix("test/")] = float(v)
     preds = pd.read_parquet(out / "predictions.parquet", columns=["length", "correct"])
-    trained = int(read_json(run / "config.json")["data"]["max_len"])
     res["ext/extrapolated/exact"] = float(preds[preds.length > trained].correct.mean())
     return res
 
@@ -199,7 +204,7 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
                 frames.append(score(seqs, ["predictor", "key"]).assign(task=task, scope="bin"))
                 frames.append(score(seqs.assign(key="all"), ["predictor", "key"]).assign(task=task, scope="all"))
         grid = pair_scores(pools, replace(data, pairs_per_cell=REPLICATE_PAIRS_PER_CELL), task, ref)
-        held = np.array([tuple(sorted(ab)) in set(holdout) for ab in zip(grid.a, grid.b)], dtype=bool)
+        held = _held_cells(grid, holdout)
         for name, part in (("heldout_cells", grid[held]), ("other_cells", grid[~held])):
             k, n = int(round((part.exact * part.n).sum())), int(part.n.sum())
             frames.append(_rate_row(task, "reference", "cells", name, k, n))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from seqsum.stats import seed_interval, separated
 
-from .doc import fmt
+from .doc import fmt, md_table
 from .findings import CONTROL
 
 RARE_BIN = {"product": ">=1000", "sum": ">=30"}  # the largest magnitude bin of analysis.tables.BINS
@@ -82,15 +82,21 @@ class Data:
         self.ref = pd.read_csv(folder / "reference.csv", dtype={"key": str})
         self.heldout = pd.read_csv(folder / "heldout.csv")
         self.tasks = list(dict.fromkeys(self.runs.task))
+        ok = self.runs.dropna(subset=["value"]).sort_values("seed", kind="stable")
+        self._values = {k: [float(v) for v in g.value] for k, g in ok.groupby(["task", "condition", "metric"])}
+        self._stats: dict[tuple[str, str, str], tuple[float, float, float, int]] = {}
 
     def values(self, task: str, condition: str, metric: str) -> list[float]:
-        r = self.runs
-        sel = r[(r.task == task) & (r.condition == condition) & (r.metric == metric)].sort_values("seed")
-        return [float(v) for v in sel.value if pd.notna(v)]
+        """The per-seed values, in seed order."""
+        return self._values.get((task, condition, metric), [])
 
     def stat(self, task: str, condition: str, metric: str) -> tuple[float, float, float, int]:
-        v = self.values(task, condition, metric)
-        return (*seed_interval(v), len(v)) if v else (float("nan"),) * 3 + (0,)
+        """(mean, ci_low, ci_high, n_seeds) over seeds; each bootstrap is computed once."""
+        key = (task, condition, metric)
+        if key not in self._stats:
+            v = self.values(*key)
+            self._stats[key] = (*seed_interval(v), len(v)) if v else (float("nan"),) * 3 + (0,)
+        return self._stats[key]
 
     def cell(self, task: str, condition: str, metric: str) -> str:
         mean, lo, hi, n = self.stat(task, condition, metric)
@@ -128,11 +134,6 @@ class Data:
 def overall(words: list[str]) -> str:
     """One word for a section: the tasks agree, or 'mixed'."""
     return words[0] if len(set(words)) == 1 else "mixed (" + ", ".join(words) + ")"
-
-
-def md_table(df: pd.DataFrame) -> list[str]:
-    head = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
-    return head + ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)] + [""]
 
 
 # --- the sections ---------------------------------------------------------------------------------
@@ -227,9 +228,10 @@ def render(folder: Path, command: str, figures: Path | None) -> str:
         "reruns its conditions alone.",
         "",
     ]  # fmt: skip
-    words = {}
+    words, parts = {}, {}
     for s in SECTIONS:
         table, comps, notes = section_parts(d, s)
+        parts[s.key] = comps
         results = [d.verdict(*c) for c in comps]
         words[s.key] = overall([w for w, _ in results])
         lines += [f"## {s.title}", "", f"**Question.** {s.question}", "", f"**Hypothesis.** {s.hypothesis}.", ""]
@@ -242,7 +244,7 @@ def render(folder: Path, command: str, figures: Path | None) -> str:
             from .findings_plot import figure
 
             figure(d, s, comps, figures / f"findings-{s.key}.png")
-    lines += ["## The short answer", "", *answer(d, words), ""]
+    lines += ["## The short answer", "", *answer(d, words, parts), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -267,7 +269,7 @@ def effect(d: Data, task: str, cond: str, base: str, metric: str, higher: bool =
     return f"{names[cond]} {'raised' if up else 'lowered'} {_label(metric)} on {task} from {b} to {a}"
 
 
-def answer(d: Data, words: dict[str, str]) -> list[str]:
+def answer(d: Data, words: dict[str, str], parts: dict[str, list]) -> list[str]:
     """The short answer in plain words, every number and every direction from the data and its intervals."""
     out = []
     for t in d.tasks:
@@ -275,7 +277,6 @@ def answer(d: Data, words: dict[str, str]) -> list[str]:
         out.append(f"- **Where it fails.** {t}: the control scores {d.cell(t, CONTROL, 'test/exact')} exact against "
                    f"the reference's {d.reference(t, 'all', 'all')}, and {rare} against the reference's "
                    f"{d.reference(t, 'bin', RARE_BIN[t])}.")  # fmt: skip
-    parts = {s.key: section_parts(d, s)[1] for s in SECTIONS}
     lookup = words["lookup"] == "supported"
     cells = [[d.ref_interval(t, "cells", k) for k in ("heldout_cells", "other_cells")] for t in d.tasks]
     ref_alike = all(not separated(*c) for c in cells)

@@ -41,7 +41,8 @@ def compared_runs(study: Study) -> tuple[pd.DataFrame, str]:
         return done, "search"
     runs = pd.concat(frames, ignore_index=True)
     source = "mixed" if len(frames) == 2 else "replicates" if not reps.empty else "search"
-    runs = runs.assign(_f=runs.family.map(lambda f: LOSSES.index(f.split(" ")[0]) if f.split(" ")[0] in LOSSES else 9))
+    loss = runs.family.str.split(" ").str[0]  # an arm ("classify (data.balance=target)") sorts with its family
+    runs = runs.assign(_f=loss.map(lambda f: LOSSES.index(f) if f in LOSSES else 9))
     return by_task(runs, "_f", "seed").drop(columns="_f").reset_index(drop=True), source
 
 

@@ -14,7 +14,7 @@ OUT=${OUT:-$(mktemp -d)}
 export RAY_USAGE_STATS_ENABLED=0 PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled RAY_DEDUP_LOGS=0
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu.sh: no CUDA device here')"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-common=(--seed-model --epochs "$EPOCHS" --train-size "$TRAIN_SIZE")
+common=(--epochs "$EPOCHS" --train-size "$TRAIN_SIZE")  # the seed model: study_overhead.py's default
 echo "== solo: 1 trial, a whole GPU"
 "$PY" benchmarks/study_overhead.py "${common[@]}" --trials 1 --concurrent 1 --gpus-per-trial 1 --json "$OUT/solo.json"
 echo "== shared: 4 trials at once, 0.25 GPU each"

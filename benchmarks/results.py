@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.compare import verdicts  # noqa: E402
-from analysis.doc import fmt  # noqa: E402
+from analysis.doc import fmt, md_table  # noqa: E402
 from analysis.findings import collect as collect_findings  # noqa: E402
 from analysis.findings_doc import render as render_findings  # noqa: E402
 from analysis.perf_doc import perf_text  # noqa: E402
@@ -46,12 +46,6 @@ SHOWN = {"test/exact": "test exact", "test/mae": "test MAE", "test/mse": "test M
 
 def iv(mean, low, high) -> str:
     return f"{fmt(float(mean))} [{fmt(float(low))}, {fmt(float(high))}]"
-
-
-def md_table(df: pd.DataFrame) -> list[str]:
-    head = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
-    rows = ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |" for row in df.itertuples(index=False)]
-    return head + rows + [""]
 
 
 class Comparison:

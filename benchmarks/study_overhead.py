@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--train-size", type=int, default=10_000, help="sequences per epoch (sets the trial length: ~1 minute)"
     )
-    p.add_argument("--seed-model", action="store_true", help="the original post's model (the default; kept for gpu.sh)")
     p.add_argument("--small-model", action="store_true", help="a searched small model instead (seconds per trial)")
     p.add_argument("--smoke", action="store_true", help="tiny trials: checks the harness, not the target")
     p.add_argument("--storage", help="keep the study here (default: a temporary folder)")

@@ -198,6 +198,8 @@ def _section(kind: type, d: Any, name: str):
     kwargs = {}
     for k, v in d.items():
         kwargs[k] = _tuples(v)
+    if kind is DataConfig and kwargs.get("holdout") in ("none", None):  # a search space's spelling of []
+        kwargs["holdout"] = ()
     return kind(**kwargs)
 
 
@@ -307,7 +309,7 @@ def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainCon
         k
         for k, on in (
             ("data.balance", d.balance == "target"),
-            ("data.holdout", d.holdout not in (None, [], (), "none")),
+            ("data.holdout", bool(d.holdout)),
             ("train.class_weight", t.class_weight == "inverse_frequency"),
         )
         if on

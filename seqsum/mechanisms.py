@@ -33,7 +33,7 @@ def tuple_sampler(cfg: RunConfig) -> TupleSampler:
 def training_draw(cfg: RunConfig, pools: Pools) -> Draw:
     """gen -> one epoch's training sequences (data.train_size of them), on the images' device."""
     d = cfg.data
-    if d.balance == "none" and not holdout_pairs(cfg):
+    if d.balance == "none" and not d.holdout:
         return lambda gen: sample(pools, pools.train, d.train_size, d.min_len, d.max_len, gen)
     sampler = tuple_sampler(cfg)
 
