@@ -2,8 +2,8 @@
 
 Each file is written by one benchmark's `--json PATH` (the command is stored in it):
 
-- `throughput-1t*.json`, `throughput-2t*.json`: benchmarks/throughput.py --threads N --bf16 [--profile seqsum],
-  one file per run
+- `throughput-1t*.json`, `throughput-2t*.json`: benchmarks/throughput.py --threads N [--profile seqsum],
+  one file per run; `seqsum` is the default precision (auto), the other precision is its own path
 - `precision.json`: benchmarks/precision.py (learning in bf16 against fp32, intervals over seeds)
 - `overhead.json`, `overhead-4.json`: benchmarks/study_overhead.py (16 and 4 trials)
 - `gpu.json`: benchmarks/gpu.sh on a CUDA machine (absent: unmeasured)
@@ -42,25 +42,24 @@ def throughput_lines(t: dict) -> list[str]:
         f"{t['gemm_fp32'] / 1e9:.1f} GFLOP/s" + (f", bf16 {t['gemm_bf16'] / 1e9:.1f} GFLOP/s "
         f"({t['gemm_bf16'] / t['gemm_fp32']:.2f}x)" if t.get("gemm_bf16") else ""),
         "",
-        "| path | seq/s (median) | range | share of the fp32 matmul rate | valid exact |",
-        "| --- | --- | --- | --- | --- |",
+        "| path | precision | seq/s (median) | range | share of the fp32 matmul rate | valid exact |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for name, p in t["paths"].items():
-        out.append(f"| {name} | {p['seq_s']:.1f} | {p['min']:.1f}..{p['max']:.1f} | {p['share_of_fp32_gemm']:.1%} | "
-                   f"{p['valid_exact']:.4f} |")  # fmt: skip
+        out.append(f"| {name} | {p['precision']} | {p['seq_s']:.1f} | {p['min']:.1f}..{p['max']:.1f} | "
+                   f"{p['share_of_fp32_gemm']:.1%} | {p['valid_exact']:.4f} |")  # fmt: skip
     out.append("")
-    for name, r in t["ratios"].items():
+    for pair, r in t["ratios"].items():
+        top, name = pair.split("/")
         spread = f"min {r['min']:.2f}x, median {r['median']:.2f}x, max {r['max']:.2f}x"
-        line = f"- seqsum / {name}: {spread} over {len(r['rounds'])} rounds"
-        if name == "seqsum bf16":  # fp32 over bf16: say it the way round a reader asks, bf16's speed-up
-            inv = sorted(1 / x for x in r["rounds"])
-            line = (f"- bf16 speed-up over fp32 (seqsum bf16 / seqsum): min {inv[0]:.2f}x, median "
-                    f"{inv[len(inv) // 2]:.2f}x, max {inv[-1]:.2f}x over {len(inv)} rounds")  # fmt: skip
+        line = f"- {top} / {name}: {spread} over {len(r['rounds'])} rounds"
         if name == "reference":
             line += f"; target min >= {TARGET_RATIO}x: {_met(r['min'] >= TARGET_RATIO)}"
         out.append(line)
-    share = t["paths"]["seqsum"]["share_of_fp32_gemm"]
-    out.append(f"- seqsum reaches {share:.1%} of the fp32 matmul rate (goal >= {TARGET_GEMM_SHARE:.0%} at 2 threads)")
+    for name, p in t["paths"].items():
+        if name.startswith("seqsum"):
+            out.append(f"- {name} ({p['precision']}) reaches {p['share_of_fp32_gemm']:.1%} of the fp32 matmul rate "
+                       f"(goal >= {TARGET_GEMM_SHARE:.0%} at 2 threads)")  # fmt: skip
     prof = t.get("profile")
     if prof:
         out += ["", f"Where the time goes (`--profile {prof['path']}`: torch.profiler, one chunk, self CPU time):", "",

@@ -10,7 +10,9 @@ validation exact of both after the same steps, and the ratios last.
 
   seqsum     seqsum.train.train_epoch: the loop that seqsum.train.train() runs every epoch
              (batches gathered on the device, CNN and the first GRU layer's input projection on the
-             real steps only, its own GRU recurrence).
+             real steps only, its own GRU recurrence), in the default precision (train.precision auto:
+             bf16 autocast on a CPU with fast bf16 matmuls, else fp32).
+  seqsum fp32  the same in float32, timed beside it where the default resolves to bf16.
   reference  what a first implementation does: python lists of images -> torch.stack, zero-pad
              each sequence to the batch's longest, CNN on every padded image, nn.GRU over every
              padded step, read the last real step.
@@ -235,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--bf16",
         action="store_true",
-        help="also time seqsum with train.precision bf16 (autocast) and measure the bf16 GEMM rate",
+        help="where the default precision resolves to fp32 (no fast bf16 here), also time seqsum in bf16 "
+        "(autocast) and measure the bf16 GEMM rate",
     )
     p.add_argument("--smoke", action="store_true", help="a ~15 s run (6 steps x 3 repeats, 256 valid)")
     p.add_argument("--json", metavar="PATH", help="also write the numbers (for docs/data/perf/, read by results.py)")
@@ -257,17 +260,24 @@ def main(argv: list[str] | None = None) -> int:
     mean_len = sum(len_l) / len(len_l)
     flops = train_flops_per_seq(cfg.model, mean_len)
 
-    paths: dict[str, object] = {"seqsum": Seqsum(cfg, pools, a.seed)}
-    if a.bf16:
-        paths["seqsum bf16"] = Seqsum(cfg, pools, a.seed, amp=torch.bfloat16)
+    # "seqsum" is what train() runs by default here: train.precision auto, bf16 autocast where the CPU has
+    # fast bf16 matmuls (seqsum.train.bf16_fast); the other precision is timed beside it as its own path
+    amp = seqsum_train.autocast_dtype(cfg.train.precision, torch.device("cpu"))
+    precision = {"seqsum": "bf16" if amp is not None else "fp32"}
+    paths: dict[str, object] = {"seqsum": Seqsum(cfg, pools, a.seed, amp=amp)}
+    if amp is not None:
+        paths["seqsum fp32"], precision["seqsum fp32"] = Seqsum(cfg, pools, a.seed), "fp32"
+    elif a.bf16:
+        paths["seqsum bf16"], precision["seqsum bf16"] = Seqsum(cfg, pools, a.seed, amp=torch.bfloat16), "bf16"
     if a.variants:
-        paths["-sigmoid tanh"] = Seqsum(cfg, pools, a.seed, torch_tanh=True)
-        paths["-fused rmsprop"] = Seqsum(cfg, pools, a.seed, plain_rmsprop=True)
-        paths["-real rows"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru)
+        paths["-sigmoid tanh"] = Seqsum(cfg, pools, a.seed, torch_tanh=True, amp=amp)
+        paths["-fused rmsprop"] = Seqsum(cfg, pools, a.seed, plain_rmsprop=True, amp=amp)
+        paths["-real rows"] = Seqsum(cfg, pools, a.seed, model_cls=PaddedInputCnnGru, amp=amp)
         paths["first commit"] = Seqsum(
-            cfg, pools, a.seed, model_cls=PaddedInputCnnGru, plain_rmsprop=True, torch_tanh=True
+            cfg, pools, a.seed, model_cls=PaddedInputCnnGru, plain_rmsprop=True, torch_tanh=True, amp=amp
         )
     paths["reference"] = Reference(cfg, pools, a.seed)
+    bf16_gemm = "bf16" in precision.values()
     params = [list(p.model.parameters()) for p in paths.values()]
     same_init = all(torch.equal(x, y) for ps in params[1:] for x, y in zip(params[0], ps))
     rng = {name: torch.get_rng_state() for name in paths}  # the same dropout masks for every path
@@ -297,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         run(name, 0, warm)
     for r in range(a.repeats):
         gemm.append(gemm_rate(gemm_n, gemm_s))
-        if a.bf16:
+        if bf16_gemm:
             gemm16.append(gemm_rate(gemm_n, gemm_s, torch.bfloat16))
         lo, hi = warm + r * a.steps, warm + (r + 1) * a.steps
         for name in list(paths) if r % 2 == 0 else list(paths)[::-1]:  # A/B, then B/A
@@ -338,13 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(
-        f"{'path':<14} {'seq/s':>8} {'range':>13} {'ms/step':>8} {'GFLOP/s':>8} {'% GEMM':>7} "
+        f"{'path':<14} {'precision':>9} {'seq/s':>8} {'range':>13} {'ms/step':>8} {'GFLOP/s':>8} {'% GEMM':>7} "
         f"{'best %':>7} {'faults/step':>11} {'valid exact':>12}"
     )
     for name, rs in rates.items():
         med = statistics.median(rs)
         print(
-            f"{name:<14} {med:8.1f} {min(rs):6.1f}..{max(rs):<6.1f} {1e3 * bs / med:8.1f} "
+            f"{name:<14} {precision.get(name, 'fp32'):>9} {med:8.1f} {min(rs):6.1f}..{max(rs):<6.1f} "
+            f"{1e3 * bs / med:8.1f} "
             f"{med * flops / 1e9:8.2f} {100 * med * flops / peak:6.1f}% {100 * max(rs) * flops / max(gemm):6.1f}% "
             f"{statistics.median(faults[name]):11.0f} {exact[name]:12.4f}"
         )
@@ -355,14 +366,18 @@ def main(argv: list[str] | None = None) -> int:
     top = profile(a.profile, paths, lambda: run(a.profile, warm, warm + a.steps)) if a.profile else []
     print()
     ratios = {}
-    for name in list(paths)[1:]:  # seqsum/reference last
-        ratio = statistics.median(rates["seqsum"]) / statistics.median(rates[name])
-        rounds = [x / y for x, y in zip(rates["seqsum"], rates[name])]  # one ratio per alternated round
-        ratios[name] = {"min": min(rounds), "median": statistics.median(rounds), "max": max(rounds), "rounds": rounds}
+    pairs = [("seqsum", name) for name in list(paths)[1:]]  # seqsum/reference last
+    pairs += [(name, "reference") for name in ("seqsum fp32", "seqsum bf16") if name in paths]
+    for num, name in pairs:
+        ratio = statistics.median(rates[num]) / statistics.median(rates[name])
+        rounds = [x / y for x, y in zip(rates[num], rates[name])]  # one ratio per alternated round
+        ratios[f"{num}/{name}"] = {
+            "min": min(rounds), "median": statistics.median(rounds), "max": max(rounds), "rounds": rounds
+        }  # fmt: skip
         print(
-            f"ratio seqsum/{name}: min {min(rounds):.2f}x median {statistics.median(rounds):.2f}x "
+            f"ratio {num}/{name}: min {min(rounds):.2f}x median {statistics.median(rounds):.2f}x "
             f"max {max(rounds):.2f}x over {len(rounds)} rounds (ratio of medians {ratio:.2f}x); "
-            f"valid exact difference {exact['seqsum'] - exact[name]:+.4f} after {n_steps} steps"
+            f"valid exact difference {exact[num] - exact[name]:+.4f} after {n_steps} steps"
         )
     if a.json:
         from seqsum.files import write_json
@@ -372,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
                         "threads": torch.get_num_threads(), "load": os.getloadavg()},
             "flops_per_seq": flops, "gemm_fp32": peak, "gemm_bf16": statistics.median(gemm16) if gemm16 else None,
-            "steps": n_steps, "paths": {n: {"seq_s": statistics.median(rs), "min": min(rs), "max": max(rs),
+            "steps": n_steps, "paths": {n: {"precision": precision.get(n, "fp32"), "seq_s": statistics.median(rs),
+                                            "min": min(rs), "max": max(rs),
                                             "share_of_fp32_gemm": statistics.median(rs) * flops / peak,
                                             "valid_exact": exact[n]} for n, rs in rates.items()},
             "ratios": ratios, "profile": {"path": a.profile, "top_ops": top} if a.profile else None,

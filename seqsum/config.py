@@ -90,7 +90,7 @@ class TrainConfig:
     seed: int = 0  # model init and training batches
     device: str = "auto"  # auto | cpu | cuda
     class_weight: str = "none"  # none | inverse_frequency: weight each sequence's loss by 1 / p(its target)
-    precision: str = "fp32"  # fp32 | bf16 | auto: bf16 autocast (fp32 weights and optimizer state); see PRECISIONS
+    precision: str = "auto"  # fp32 | bf16 | auto: bf16 autocast (fp32 weights and optimizer state); see PRECISIONS
     sparsity: float = 1.0  # nau/nmu: weight of the sparsity regulariser at the end of its ramp (0.2 -> 0.6 of training)
 
 

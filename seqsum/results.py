@@ -41,7 +41,7 @@ FILES = (
     "summary.json",
 )
 _MARKER_TEXT = "seqsum run folder: `seqsum train --overwrite` replaces only the files in seqsum.results.FILES\n"
-_SUMMARY_KEYS = ("train/", "valid/")
+_SUMMARY_KEYS = ("train/", "valid/", "precision")  # the last epoch's, into summary.json
 
 
 def _config_dict(cfg: RunConfig | dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def write_run(
     Writes the marker, config.json, metrics.jsonl (rebuilt from `history`), the evaluation files when
     `evaluation` is given, params.json when `params` (a study trial's identity) is given, and
     summary.json last: status, epochs, train_seconds (all segments of a resumed run), the last
-    epoch's train/* and valid/* metrics, the evaluation's metrics, then `extra`. checkpoint.pt is
+    epoch's train/* and valid/* metrics and precision, the evaluation's metrics, then `extra`. checkpoint.pt is
     the caller's (seqsum.train.save_checkpoint).
     """
     out = Path(out)

@@ -225,7 +225,8 @@ def train(
     """Train `cfg`'s model on `pools` (loaded from cfg.data when None).
 
     report(metrics, state) is called after every epoch; metrics has `epoch`, `train/loss`,
-    `valid/{exact,mae,mse,rel_err}`, `time/epoch_s` and `status`. A non-finite training loss ends
+    `valid/{exact,mae,mse,rel_err}`, `time/epoch_s`, `precision` (fp32 or bf16: what train.precision
+    resolved to on this device) and `status`. A non-finite training loss ends
     the run with status "diverged" (its last metrics are still reported). A config that needs more
     memory than this machine has raises ConfigError first (seqsum.budget.check_memory).
     `on_batch(seqs)` sees every training batch (tests).
@@ -288,6 +289,7 @@ def train(
             "train/loss": train_loss,
             **{f"valid/{k}": v for k, v in vm.items()},
             "time/epoch_s": time.perf_counter() - e0,
+            "precision": "bf16" if amp == torch.bfloat16 else "fp32",  # what train.precision resolved to here
             "status": "diverged" if diverged else "ok",
         }
         result.history.append(metrics)

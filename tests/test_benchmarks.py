@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from seqsum.train import bf16_fast
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "throughput.py"
 
@@ -28,16 +32,17 @@ def smoke_run(*extra: str) -> str:
 
 
 def parse(out: str) -> tuple[dict[str, dict[str, float]], float]:
-    """The seqsum and reference rows: path seq/s lo..hi ms/step GFLOP/s %GEMM best% faults/step exact."""
+    """The seqsum and reference rows: path precision seq/s lo..hi ms/step GFLOP/s %GEMM best% faults/step exact."""
     rows = {}
     for line in out.splitlines():
         f = line.split()
-        if f and f[0] in ("seqsum", "reference") and len(f) == 9:
+        if f and f[0] in ("seqsum", "reference") and len(f) == 10:
             rows[f[0]] = {
-                "seq/s": float(f[1]),
-                "ms/step": float(f[3]),
-                "pct": float(f[5].rstrip("%")),
-                "exact": float(f[8]),
+                "precision": f[1],
+                "seq/s": float(f[2]),
+                "ms/step": float(f[4]),
+                "pct": float(f[6].rstrip("%")),
+                "exact": float(f[9]),
             }
     ratio = re.search(r"^ratio seqsum/reference: min ([\d.]+)x median ([\d.]+)x max ([\d.]+)x over 3 rounds", out, re.M)
     assert set(rows) == {"seqsum", "reference"} and ratio, out
@@ -57,11 +62,15 @@ def test_throughput_smoke_prints_the_table_and_seqsum_is_not_slower(tmp_path):
         "% GEMM",
         "valid exact",
         "bfloat16 GEMM",
-        "seqsum bf16",
     ):
         assert text in out, out
-    assert out.rstrip().splitlines()[-1].startswith("ratio seqsum/reference:")  # ratios last
     rows, ratio = parse(out)
+    # the default (train.precision auto) is timed as `seqsum`, the other precision beside it
+    default = "bf16" if bf16_fast(torch.device("cpu")) else "fp32"
+    other = {"bf16": "seqsum fp32", "fp32": "seqsum bf16"}[default]
+    assert rows["seqsum"]["precision"] == default and rows["reference"]["precision"] == "fp32", out
+    assert re.search(rf"^ratio {other}/reference: min", out, re.M), out
+    assert out.rstrip().splitlines()[-1].startswith(f"ratio {other}/reference:")  # ratios last
     assert all(r["seq/s"] > 0 and 0 < r["pct"] < 100 for r in rows.values()), out
     # Same init, data and dropout masks: the two learn the same thing within float noise.
     assert abs(rows["seqsum"]["exact"] - rows["reference"]["exact"]) <= 0.02, out
@@ -70,7 +79,7 @@ def test_throughput_smoke_prints_the_table_and_seqsum_is_not_slower(tmp_path):
 
     block = render_block(tmp_path)
     assert "1 thread" in block and "--profile seqsum" in block and "`aten::mm`" in block
-    assert f"| seqsum | {rows['seqsum']['seq/s']:.1f} |" in block, block
+    assert f"| seqsum | {default} | {rows['seqsum']['seq/s']:.1f} |" in block, block
     assert re.search(r"seqsum / reference: min [\d.]+x, median [\d.]+x, max [\d.]+x over 3 rounds; target", block)
     if ratio < 0.8:  # timings on a shared machine: one more run before calling it a regression
         out = smoke_run()

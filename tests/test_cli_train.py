@@ -28,6 +28,7 @@ METRIC_KEYS = {
     "valid/mse",
     "valid/rel_err",
     "time/epoch_s",
+    "precision",
     "status",
 }
 SMOKE = RunConfig.from_dict(PRESETS["smoke"])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from seqsum.config import ConfigError
+from seqsum.config import ConfigError, RunConfig
 from seqsum.evaluate import evaluate, predict, value_metrics
 from seqsum.stats import wilson
 from seqsum.targets import target
@@ -33,6 +33,7 @@ METRIC_KEYS = {
     "valid/mse",
     "valid/rel_err",
     "time/epoch_s",
+    "precision",
     "status",
 }
 
@@ -49,7 +50,7 @@ def test_reports_every_epoch_with_all_metrics(pools, strip_times):
     assert [m["epoch"] for m, _ in seen] == [1, 2, 3]
     for m, state in seen:
         assert set(m) == METRIC_KEYS and m["status"] == "ok"
-        assert all(math.isfinite(m[k]) for k in METRIC_KEYS - {"status"})
+        assert all(math.isfinite(m[k]) for k in METRIC_KEYS - {"status", "precision"})
         assert 0 <= m["valid/exact"] <= 1 and m["valid/mse"] >= m["valid/mae"] ** 2 - 1e-9
         assert state["epoch"] == m["epoch"] and len(state["history"]) == m["epoch"]
         assert {"config", "model", "optimizer", "generator", "torch_rng", "history"} <= set(state)
@@ -184,7 +185,8 @@ def test_bf16_autocast_trains_with_float32_weights_and_state(pools, overrides):
     res = train(cfg, pools)
     assert res.status == "ok" and all(math.isfinite(m["train/loss"]) for m in res.history)
     assert all(p.dtype == torch.float32 for p in res.model.parameters())
-    fp32 = train(tiny_config(train__epochs=2, **overrides), pools)
+    fp32 = train(tiny_config(train__epochs=2, train__precision="fp32", **overrides), pools)
+    assert {m["precision"] for m in res.history} == {"bf16"} and {m["precision"] for m in fp32.history} == {"fp32"}
     assert res.history[-1]["train/loss"] != fp32.history[-1]["train/loss"]  # bf16 matmuls really ran
     assert abs(res.history[0]["train/loss"] - fp32.history[0]["train/loss"]) < 0.1 * abs(fp32.history[0]["train/loss"])
 
@@ -195,6 +197,14 @@ def test_precision_choices():
     assert autocast_dtype("auto", cpu) is (torch.bfloat16 if bf16_fast(cpu) else None)
     with pytest.raises(ConfigError, match="train.precision.*fp32"):
         tiny_config(train__precision="fp16")
+
+
+def test_precision_default_is_auto_and_the_run_records_what_it_resolved_to(pools):
+    """Issue 13: auto became the default once bf16 and fp32 learning intervals overlapped
+    (docs/PERFORMANCE.md); every epoch records the precision it really trained in."""
+    assert RunConfig().train.precision == "auto"
+    res = train(tiny_config(train__epochs=1), pools)
+    assert res.history[0]["precision"] == ("bf16" if bf16_fast(torch.device("cpu")) else "fp32")
 
 
 # --- evaluation ---------------------------------------------------------------------------------------
