@@ -12,6 +12,7 @@ either. Only the images live on the training device.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 import tempfile
@@ -322,6 +323,20 @@ class EvalSets:
     pairs: Sequences
     holdout: tuple[tuple[int, int], ...] = ()  # data.holdout's pairs: evaluation reports them apart
     train_max_len: int | None = None  # the longest training length: longer test lengths are extrapolated
+    drawn_for: DataConfig | None = None  # what decides them (eval_part): a run whose data matches can share them
+
+    def to(self, device: torch.device | str) -> EvalSets:
+        moved = (self.valid.to(device), self.test.to(device), self.pairs.to(device))
+        return EvalSets(*moved, self.holdout, self.train_max_len, self.drawn_for)
+
+    def fit(self, cfg: DataConfig) -> bool:
+        """These are the sets eval_sets(pools, cfg) draws (from the same pools)."""
+        return self.drawn_for is not None and self.drawn_for == eval_part(cfg)
+
+
+def eval_part(cfg: DataConfig) -> DataConfig:
+    """`cfg` without the fields that only shape training (how many sequences, which, from which images)."""
+    return dataclasses.replace(cfg, train_size=0, balance="none", train_images=None)
 
 
 def eval_sets(pools: Pools, cfg: DataConfig, device: torch.device | str | None = None) -> EvalSets:
@@ -330,4 +345,4 @@ def eval_sets(pools: Pools, cfg: DataConfig, device: torch.device | str | None =
     valid = sample(pools, pools.valid, cfg.valid_size, cfg.min_len, cfg.max_len, gen, device)
     test = sample(pools, pools.test, cfg.test_size, 1, cfg.test_max_len, gen, device)
     pairs = pair_grid_sequences(pools, cfg.pairs_per_cell, gen, device)
-    return EvalSets(valid, test, pairs, parse_holdout(cfg.holdout, cfg.split_seed), cfg.max_len)
+    return EvalSets(valid, test, pairs, parse_holdout(cfg.holdout, cfg.split_seed), cfg.max_len, eval_part(cfg))

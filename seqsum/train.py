@@ -221,6 +221,7 @@ def train(
     report: Report | None = None,
     resume: dict[str, Any] | None = None,
     on_batch: Callable[[Sequences], None] | None = None,
+    sets: EvalSets | None = None,
 ) -> TrainResult:
     """Train `cfg`'s model on `pools` (loaded from cfg.data when None).
 
@@ -229,12 +230,13 @@ def train(
     resolved to on this device) and `status`. A non-finite training loss ends
     the run with status "diverged" (its last metrics are still reported). A config that needs more
     memory than this machine has raises ConfigError first (seqsum.budget.check_memory).
-    `on_batch(seqs)` sees every training batch (tests).
+    `on_batch(seqs)` sees every training batch (tests). `sets`: evaluation sets drawn once for many runs
+    (a study shares them through Ray's object store), used when they are the ones this config draws.
     """
     device = resolve_device(cfg.train.device)
     check_memory(cfg)  # ConfigError before anything big is allocated
     pools = subset_train_pool((pools if pools is not None else load_pools(cfg.data)).to(device), cfg)
-    sets = eval_sets(pools, cfg.data)
+    sets = sets.to(device) if sets is not None and sets.fit(cfg.data) else eval_sets(pools, cfg.data)
     torch.manual_seed(cfg.train.seed)
     model, codec = build(cfg)
     model.to(device)

@@ -1,12 +1,13 @@
 """The Ray Tune trainable: a thin adapter over `seqsum.train.train`.
 
 config (searched params, or {"_rerun": point} for a replicate) -> RunConfig -> train(..., report=...)
--> tune.report(metrics, checkpoint). The digit pools and the parsed StudyConfig arrive once per worker
-through `tune.with_parameters`. Every epoch leaves a checkpoint (checkpoint.pt + params.json, the
-trial's identity). The last epoch is reported after train() returns: train()'s own model and
-evaluation sets score the test and pair sets (nothing is rebuilt from the checkpoint), and the last
-checkpoint holds the whole run folder, written by seqsum.results.write_run, so everything a trial
-keeps reaches the storage path through Ray's checkpoint mechanism.
+-> tune.report(metrics, checkpoint). The digit pools, the parsed StudyConfig and the base config's
+evaluation sets arrive once per worker through `tune.with_parameters`. Every epoch leaves a
+checkpoint (checkpoint.pt + params.json, the trial's identity). The last epoch is reported after
+train() returns: train()'s own model and evaluation sets score the test and pair sets (nothing is
+rebuilt from the checkpoint), and the last checkpoint holds the whole run folder, written by
+seqsum.results.write_run, so everything a trial keeps reaches the storage path through Ray's
+checkpoint mechanism.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqsum.data import Pools
+from seqsum.data import EvalSets, Pools
 from seqsum.evaluate import evaluate
 from seqsum.files import write_json
 from seqsum.results import write_run
@@ -32,7 +33,9 @@ from .config import StudyConfig
 FAIL_ONCE_ENV = "SEQSUM_FAIL_ONCE"  # fault injection for tests: a marker file; the first trial to see it missing raises
 
 
-def run_trial(config: dict[str, Any], study: StudyConfig, task: str | None, pools: Pools) -> None:
+def run_trial(
+    config: dict[str, Any], study: StudyConfig, task: str | None, pools: Pools, sets: EvalSets | None = None
+) -> None:
     from ray import tune
 
     started = time.time()
@@ -87,7 +90,7 @@ def run_trial(config: dict[str, Any], study: StudyConfig, task: str | None, pool
             Path(marker).write_text(info["trial_id"])
             raise RuntimeError(f"injected failure ({FAIL_ONCE_ENV}) after epoch {metrics['epoch']}")
 
-    result = train(cfg, pools, report=report, resume=resume)
+    result = train(cfg, pools, report=report, resume=resume, sets=sets)
     # A trial resumed from its final checkpoint trains nothing: its last epoch is the checkpoint's.
     metrics = dict(last.get("metrics") or result.history[-1])
     state = last.get("state") or resume

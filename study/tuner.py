@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from seqsum.data import Pools
+from seqsum.data import Pools, eval_sets
 
 from .config import StudyConfig
 from .space import Space
@@ -20,12 +20,14 @@ class Interrupted(Exception):
 
 
 def trainable(cfg: StudyConfig, pools: Pools, task: str | None):
-    """run_trial with the parsed study config and the digit pools (sent to the workers once)."""
+    """run_trial with the parsed study config, the digit pools and the base config's fixed evaluation sets
+    (drawn once here, sent to the workers once; a trial whose data differs draws its own)."""
     from ray import tune
 
     from .trainable import run_trial
 
-    fn = tune.with_parameters(run_trial, study=cfg, task=task, pools=pools)
+    sets = eval_sets(pools, cfg.base_run(task or cfg.what.tasks[0]).data)
+    fn = tune.with_parameters(run_trial, study=cfg, task=task, pools=pools, sets=sets)
     return tune.with_resources(fn, {"cpu": cfg.where.cpus_per_trial, "gpu": cfg.where.gpus_per_trial})
 
 

@@ -12,6 +12,7 @@ import torch
 from conftest import tiny_config
 
 from seqsum.config import ConfigError, RunConfig
+from seqsum.data import eval_sets
 from seqsum.evaluate import evaluate, predict, value_metrics
 from seqsum.stats import wilson
 from seqsum.targets import target
@@ -189,6 +190,22 @@ def test_bf16_autocast_trains_with_float32_weights_and_state(pools, overrides):
     assert {m["precision"] for m in res.history} == {"bf16"} and {m["precision"] for m in fp32.history} == {"fp32"}
     assert res.history[-1]["train/loss"] != fp32.history[-1]["train/loss"]  # bf16 matmuls really ran
     assert abs(res.history[0]["train/loss"] - fp32.history[0]["train/loss"]) < 0.1 * abs(fp32.history[0]["train/loss"])
+
+
+def test_shared_evaluation_sets_are_used_only_where_they_fit(pools, strip_times):
+    """Issue 13 point 1: a study draws the base config's evaluation sets once; train() uses them when
+    its data config draws the same ones (training-only fields may differ) and draws its own otherwise."""
+    cfg = tiny_config(train__epochs=1)
+    shared = eval_sets(pools, cfg.data)
+    a, b = train(cfg, pools, sets=shared), train(cfg, pools)
+    assert a.sets.valid.idx is shared.valid.idx and b.sets.valid.idx is not shared.valid.idx
+    assert strip_times(a.history) == strip_times(b.history)
+    d = train(tiny_config(train__epochs=1, data__train_size=128, data__balance="target"), pools, sets=shared)
+    assert d.sets.valid.idx is shared.valid.idx
+    other = tiny_config(train__epochs=1, data__max_len=3)
+    c = train(other, pools, sets=shared)
+    assert c.sets.valid.idx is not shared.valid.idx and c.sets.fit(other.data) and not shared.fit(other.data)
+    assert int(c.sets.valid.lengths.max()) <= 3
 
 
 def test_precision_choices():
