@@ -17,9 +17,10 @@ import torch
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
+from seqsum.checkpoint import read_checkpoint
 from seqsum.config import ConfigError
 from seqsum.data import load_pools
-from seqsum.files import write_with
+from seqsum.files import check_writable, write_with
 from seqsum.train import build, load_checkpoint, model_from_checkpoint
 
 from .reference import get_reference, stack_label
@@ -162,10 +163,13 @@ def filters_command(run_dir: Path, out: Path | None, cache: Path | None) -> Path
         raise ConfigError(
             f"{str(run_dir)!r} has no checkpoint.pt: give a run folder written by seqsum train or a study"
         )
+    read_checkpoint(run_dir)  # a damaged or foreign checkpoint fails here, before the reference is trained
     out = Path(out) if out else default_out(run_dir)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out {str(out)!r} must be a .png file")
+    check_writable(out.parent, "--out's folder")
     cache = Path(cache) if cache else default_cache(run_dir)
+    check_writable(cache, "--cache")
     print(f"seqsum filters: {run_dir} (reference classifier cache: {cache})", flush=True)
     c = compare_run(run_dir, cache)
     out.parent.mkdir(parents=True, exist_ok=True)

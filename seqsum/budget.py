@@ -142,6 +142,11 @@ def estimate(cfg: RunConfig) -> list[Part]:
     return sorted(parts, key=lambda p: -p.bytes)
 
 
+def _widths(cfg: RunConfig) -> str:
+    m = cfg.model
+    return f"model.conv_channels={list(m.conv_channels)}, model.gru_hidden={list(m.gru_hidden)}"
+
+
 def _gb(n: float) -> str:
     return f"{n / 2**30:.1f} GB"
 
@@ -220,8 +225,9 @@ def check_memory(cfg: RunConfig, host: int | None = None, device: int | None = N
         key, value = max(big.grows_with, key=pushed)
         bound = _largest_fitting(cfg, key, value, host, device)
         others = "".join(f" with {k}={v}" for k, v in big.grows_with if k != key)
-        allowed = f"{key} <= {bound:,}{others}" if bound else f"no {key} fits{others}: lower the others"
+        shrink = f"no {key} fits{others}: shrink the model ({_widths(cfg)})"
+        allowed = f"{key} <= {bound:,}{others}" if bound else shrink
         msg += f": {key}={value}; allowed here: {allowed}"
     else:
-        msg += f": {parameters(cfg):,} parameters; make model.conv_channels / model.gru_hidden smaller"
+        msg += f": {parameters(cfg):,} parameters; make model.conv_channels / model.gru_hidden smaller ({_widths(cfg)})"
     raise ConfigError(msg)

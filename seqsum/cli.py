@@ -6,7 +6,7 @@ Every bad input ends in one line `seqsum: error: ...` and exit code 2, before an
 from __future__ import annotations
 
 import argparse
-import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,16 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+_NEGATIVE = re.compile(r"^-(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (exit 2) like every other bad input."""
+    """argparse, but a usage error is one line (exit 2) like every other bad input, and every number
+    argparse would take for an option (-1e-3, -inf, -nan) is a value, so its check can name it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"seqsum: error: {message} (see '{self.prog} --help')\n")
@@ -28,15 +36,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     """--out must be absent or empty, or (with --overwrite) a seqsum run folder holding only seqsum's files."""
+    from .files import check_name_lengths, check_writable
     from .results import check_clearable
 
+    check_name_lengths(out, "--out")
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {str(out)!r} exists and is not a directory")
-    base = next(p for p in (out, *out.absolute().parents) if p.exists())  # the folder it would be made in
-    if not base.is_dir():
-        raise CliError(f"--out {str(out)!r} cannot be made: {str(base)!r} is a file")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise CliError(f"--out {str(out)!r} is not writable ({str(base)!r} is read-only); choose another --out")
+    check_writable(out, "--out")
     if not overwrite:
         if out.is_dir() and any(out.iterdir()):
             raise CliError(
@@ -61,16 +67,19 @@ def _check_resume_flags(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .budget import check_memory
+    from .checkpoint import read_checkpoint
     from .data import load_pools
     from .mechanisms import subset_train_pool
     from .results import append_metrics, clear_run_folder, finish_run, start_run
-    from .train import load_checkpoint, resolve_device, save_checkpoint, train
+    from .train import resolve_device, save_checkpoint, train
 
     resume = None
-    if a.resume:
+    if a.resume is not None:
+        if not a.resume:
+            raise CliError("--resume '' names no run; give a run folder or its checkpoint.pt")
         run_dir = Path(a.resume)
         ckpt = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
-        resume = load_checkpoint(ckpt)
+        resume = read_checkpoint(ckpt, resume=True)
         cfg = RunConfig.from_dict(resume["config"])
         _check_resume_flags(a)
         if a.epochs is not None:
@@ -167,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(a.func(a) or 0)
     except (CliError, ConfigError) as e:
         print(f"seqsum: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the checks let through that the system refuses (e.g. a folder in /proc)
+        where = f" {e.filename!r}" if e.filename else ""
+        print(f"seqsum: error: cannot use{where}: {e.strerror or e}; choose another path", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("seqsum: interrupted", file=sys.stderr)

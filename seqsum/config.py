@@ -145,15 +145,12 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         """Read a config from JSON or YAML (safe loader). Missing keys take defaults."""
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
+        text = read_config_text(path, "config file")
         try:
             if path.suffix in (".yaml", ".yml"):
                 d = yaml_load(text) or {}
             else:
-                d = json.loads(text)
+                d = json.loads(text, object_pairs_hook=_unique_keys)
         except Exception as e:  # noqa: BLE001 - any parse error becomes one line
             raise ConfigError(f"cannot parse config file {str(path)!r}: {str(e).splitlines()[0]}") from None
         try:
@@ -162,14 +159,43 @@ class RunConfig:
             raise ConfigError(f"config file {str(path)!r}: {e}") from None
 
 
+def read_config_text(path: Path, what: str) -> str:
+    """The text of a config file; unreadable or not UTF-8 text raises ConfigError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (byte {e.start}); give YAML or JSON") from None
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A mapping from (key, value) pairs that refuses a key given twice (JSON's and YAML's last-one-wins)."""
+    out: dict[Any, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} is given twice")
+        out[k] = v
+    return out
+
+
 def yaml_load(text: str) -> Any:
-    """yaml.safe_load, except that 1e-3 is a float (PyYAML's YAML 1.1 rules read it as a string)."""
+    """yaml.safe_load, except that 1e-3 is a float (PyYAML's YAML 1.1 rules read it as a string) and a
+    key given twice in one mapping is an error (safe_load keeps the last silently)."""
     import re
 
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for k, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    key = self.construct_object(k)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", k.start_mark)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
@@ -254,7 +280,9 @@ def _problems(c: RunConfig) -> list[str]:
             p.append(f"{name} must be in (0, 1), got {v!r}")
     if not p and d.valid_frac + d.test_frac >= 0.9:
         p.append(f"valid_frac + test_frac must leave >= 10% for training, got {d.valid_frac + d.test_frac}")
-    if d.source == "mnist" and not d.root:
+    if d.root is not None and not isinstance(d.root, str):
+        p.append(f"data.root must be a folder path or null, got {d.root!r}")
+    elif d.source == "mnist" and not d.root:
         p.append("data source 'mnist' needs a data root (--data-root DIR)")
     _positive_ints(p, "conv channels (width)", m.conv_channels, allow_empty=True)
     _positive_ints(p, "conv kernels", m.conv_kernels, allow_empty=True)
@@ -291,12 +319,19 @@ def _problems(c: RunConfig) -> list[str]:
 
 def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainConfig) -> None:
     """The issue-12 switches: holdout, train_images, sparsity, which losses a head takes, enumeration limits."""
-    from .sampling import parse_holdout
+    from .sampling import longest_free_length, parse_holdout
 
     try:
-        parse_holdout(d.holdout, 0)
+        pairs = parse_holdout(d.holdout, d.split_seed if _is_int(d.split_seed) else 0)  # the pairs training holds out
     except (ValueError, TypeError) as e:
         p.append(f"data.holdout: {e}")
+        pairs = ()
+    longest = longest_free_length(pairs)
+    if _is_int(d.max_len) and d.max_len > longest:
+        p.append(
+            f"data.holdout {d.holdout!r} leaves no training sequence of length {longest + 1} (each holds a "
+            f"held-out pair); allowed: max_len <= {longest}, or hold out fewer pairs"
+        )
     if d.train_images is not None and not (_is_int(d.train_images) and d.train_images >= 10):
         p.append(f"data.train_images must be an integer >= 10 or null (all), got {d.train_images!r}")
     if not (_is_number(t.sparsity) and t.sparsity >= 0):

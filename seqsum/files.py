@@ -60,6 +60,33 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+NAME_MAX = 255  # bytes in one file or folder name (ext4, xfs, btrfs, tmpfs, NFS)
+
+
+def check_name_lengths(path: str | Path, what: str) -> None:
+    """Refuse (ConfigError, before anything is written) a path with a name the file system cannot hold."""
+    for part in Path(path).parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise ConfigError(
+                f"{what} {str(path)[:60]!r}...: the name {part[:30]!r}... is {len(os.fsencode(part))} bytes; "
+                f"allowed: at most {NAME_MAX} per name"
+            )
+
+
+def check_writable(folder: str | Path, what: str) -> None:
+    """Refuse (ConfigError, nothing written) a folder that exists as a file, or cannot be made or written:
+    a file on its path, a read-only parent, a name too long for the file system."""
+    folder = Path(folder)
+    check_name_lengths(folder, what)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what} {str(folder)!r} exists and is not a folder")
+    base = next(p for p in (folder, *folder.absolute().parents) if p.exists())  # the folder it would be made in
+    if not base.is_dir():
+        raise ConfigError(f"{what} {str(folder)!r} cannot be made: {str(base)!r} is a file")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {str(folder)!r} is not writable ({str(base)!r} is read-only); choose another")
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_write(path, "wb") as f:
         f.write(data)

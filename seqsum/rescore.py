@@ -37,11 +37,12 @@ def add_parser(sub) -> None:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from .budget import check_memory
+    from .checkpoint import read_checkpoint
     from .cli import CliError, _check_out_dir
     from .data import eval_sets, load_pools
     from .evaluate import evaluate
     from .results import clear_run_folder, write_run
-    from .train import load_checkpoint, model_from_checkpoint, resolve_device
+    from .train import model_from_checkpoint, resolve_device
 
     run = Path(a.run)
     ckpt = run / "checkpoint.pt" if run.is_dir() else run
@@ -49,12 +50,12 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     if out.resolve() == ckpt.parent.resolve():
         raise CliError("--out must be another folder than the run's own (its evaluation files would be replaced)")
     _check_out_dir(out, a.overwrite)
-    state = load_checkpoint(ckpt)
+    state = read_checkpoint(ckpt)
     history = list(state["history"])
     if history and history[-1].get("status") == "diverged":
         raise CliError(f"the run in {str(ckpt.parent)!r} diverged: there is no model to evaluate")
     cfg, model, codec = model_from_checkpoint(state)
-    overrides: dict[str, Any] = {"train.device": a.device or "cpu"}
+    overrides: dict[str, Any] = {"train.device": "cpu" if a.device is None else a.device}
     for key, value in (("data.eval_max_len", a.eval_max_len), ("data.source", a.data), ("data.test_size", a.test_size)):
         if value is not None:
             overrides[key] = value

@@ -11,8 +11,10 @@ the pool. All random draws use the CPU generator given, so the result does not d
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
+from itertools import combinations
 
 import torch
 
@@ -48,6 +50,20 @@ def parse_holdout(spec, seed: int = 0) -> tuple[tuple[int, int], ...]:
     if len(pairs) == len(ALL_PAIRS):
         raise ValueError("holdout holds all 55 digit pairs: nothing of length >= 2 is left to train on")
     return tuple(sorted(pairs))
+
+
+def longest_free_length(pairs: Iterable[tuple[int, int]]) -> float:
+    """The longest digit tuple that holds none of the (sorted) held-out `pairs`: unbounded while some (a, a)
+    is allowed (a, a, a, ...), else the most distinct digits no two of which form a held-out pair."""
+    held = set(pairs)
+    if any((a, a) not in held for a in range(10)):
+        return math.inf
+    best = 1
+    for mask in range(1, 1 << 10):
+        digits = [d for d in range(10) if mask >> d & 1]
+        if len(digits) > best and not any(p in held for p in combinations(digits, 2)):
+            best = len(digits)
+    return best
 
 
 def digit_tuples(length: int) -> torch.Tensor:
