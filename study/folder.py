@@ -5,11 +5,11 @@ whose `local` folder is where every command reads and writes."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from seqsum.files import read_json, write_json, write_text
+from seqsum.config import ConfigError
+from seqsum.files import CorruptFile, check_writable, read_json, write_json, write_text
 
 from . import storage
 from .config import StudyConfig
@@ -27,7 +27,12 @@ def place_of(cfg: StudyConfig) -> storage.Place:
 def read_state(folder: Path) -> dict[str, Any]:
     """{"tasks": {task: {"status": "done", ...}}} of a study (or of its rerun/ folder)."""
     p = folder / STATE
-    return read_json(p, fix="delete it and resume: finished tasks are run again") if p.exists() else {"tasks": {}}
+    fix = "delete it and resume: finished tasks are run again"
+    state = read_json(p, fix=fix) if p.exists() else {"tasks": {}}
+    tasks = state.get("tasks", {}) if isinstance(state, dict) else None
+    if not isinstance(tasks, dict) or not all(isinstance(t, dict) for t in tasks.values()):
+        raise CorruptFile(f"{str(p)!r} is not a study's state (a mapping with tasks: {{...}}); {fix}")
+    return state
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
@@ -67,15 +72,10 @@ def check_new_study_dir(cfg: StudyConfig) -> storage.Place:
 
 def _check_writable(folder: Path) -> None:
     """A study folder that exists as a folder, or whose nearest existing parent is a writable folder."""
-    if folder.exists() and not folder.is_dir():
-        raise StudyError(f"{str(folder)!r} exists and is not a folder; choose another --name or --storage")
-    parent = folder
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise StudyError(f"storage {str(folder.parent)!r} cannot be made: {str(parent)!r} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise StudyError(f"storage {str(folder.parent)!r} is not writable ({str(parent)!r}); choose another --storage")
+    try:
+        check_writable(folder, "study folder")
+    except ConfigError as e:
+        raise StudyError(f"{e} (--storage/--name)") from None
 
 
 def create_study_dir(cfg: StudyConfig) -> storage.Place:

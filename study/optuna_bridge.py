@@ -54,9 +54,27 @@ def check_storage(url: str) -> None:
     from .session import StudyError
 
     try:
-        open_storage(url)
+        if "://" not in url:
+            _check_journal(Path(url).expanduser())
+        open_storage(url).get_all_studies()
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's, OSError, ...
         raise StudyError(f"--optuna-storage {url!r} cannot be opened: {str(e).splitlines()[0][:200]}") from None
+
+
+def _check_journal(path: Path) -> None:
+    """An existing journal file must start with an Optuna journal entry (Optuna skips a bad last line)."""
+    import json
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        entry = json.loads(first)
+    except ValueError:
+        entry = None
+    if not (isinstance(entry, dict) and "op_code" in entry):
+        raise ValueError(f"{str(path)!r} is not an Optuna journal file (its first line is no journal entry)")
 
 
 def study_name(cfg: StudyConfig, task: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from seqsum.config import MAX_EPOCHS
-from seqsum.files import read_json, write_csv, write_json
+from seqsum.files import CorruptFile, read_json, write_csv, write_json
 from seqsum.stats import seed_interval
 
 from . import storage
@@ -31,6 +31,7 @@ from .runner import check_base
 from .session import StudyError, check_resources, ray_session
 from .tuner import INTERRUPTED, Interrupted, run_config, trainable
 
+MAX_SEEDS = 1_000  # --seeds beyond this is a typo (each seed is a run of every selected config)
 FIRST_SEED = 1000  # replicate seeds are 1000, 1001, ...: never a search trial's (default 0) seed
 PLAN = "plan.json"
 METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact", "valid/exact")
@@ -57,7 +58,7 @@ def rerun(
             raise StudyError(
                 f"{place.where!r} holds no rerun to resume; start one with: seqsum study rerun {place.where}"
             )
-        plan = read_json(out / PLAN, fix="start the rerun again with --overwrite")
+        plan = read_plan(out / PLAN)
     else:
         plan = make_plan(cfg, study_dir, top, per_family, seeds, epochs)
         if out.exists() and any(out.iterdir()) and not overwrite:
@@ -89,6 +90,19 @@ def rerun(
     return summary
 
 
+def read_plan(path: Path) -> dict[str, Any]:
+    """rerun/plan.json, checked to be a plan (make_plan's shape) before anything runs."""
+    fix = "start the rerun again with --overwrite"
+    plan = read_json(path, fix=fix)
+    keys = ("task", "family", "rank", "source_trial_id", "params", "seed", "epochs")
+    points = plan.get("points") if isinstance(plan, dict) and "seeds" in plan else None
+    if not (
+        isinstance(points, list) and points and all(isinstance(q, dict) and all(k in q for k in keys) for q in points)
+    ):
+        raise CorruptFile(f"{str(path)!r} is not a rerun plan (points with {', '.join(keys)}); {fix}")
+    return plan
+
+
 def make_plan(
     cfg: StudyConfig, study_dir: Path, top: int | None, per_family: bool, seeds: int, epochs: int | None
 ) -> dict[str, Any]:
@@ -100,6 +114,8 @@ def make_plan(
             raise StudyError(f"{name} must be an integer >= 1, got {v!r}")
     if epochs is not None and epochs > MAX_EPOCHS:
         raise StudyError(f"--epochs must be at most {MAX_EPOCHS:,}, got {epochs}")
+    if seeds > MAX_SEEDS:
+        raise StudyError(f"--seeds must be at most {MAX_SEEDS:,}, got {seeds}")
     if top is None and not per_family:
         top = 3
     trials = trials_frame(study_dir)
@@ -110,6 +126,11 @@ def make_plan(
         eligible = trials[trials.status.isin(["ok", "stopped"]) & (trials.epochs >= 1) & trials[metric].notna()]
     if eligible.empty:
         raise StudyError(f"study {study_dir.name!r} has no trial that reported an epoch: nothing to rerun")
+    most = int(eligible.task.value_counts().max())
+    if top is not None and top > most:
+        raise StudyError(
+            f"--top {top} is more than the {most} trials a task has that reported an epoch; allowed: 1..{most}"
+        )
     points = []
     for task in cfg.what.tasks:
         ranked = eligible[eligible.task == task].sort_values(metric, ascending=mode == "min", kind="stable")

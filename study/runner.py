@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from seqsum.budget import check_memory
+from seqsum.config import ConfigError
 from seqsum.data import Pools, load_pools
 from seqsum.files import write_csv
 
@@ -29,6 +30,7 @@ from .config import StudyConfig
 from .folder import check_new_study_dir, create_study_dir, load_study, read_state, write_state
 from .optuna_bridge import check_storage, record_runs
 from .session import check_reachable, check_resources, ray_session
+from .space import corners
 from .tuner import INTERRUPTED, Interrupted, run_config, trainable, tune_config
 
 
@@ -52,6 +54,7 @@ def launch(cfg: StudyConfig, address: str | None = None, report: bool = True) ->
 def resume(location: str | Path, address: str | None = None, report: bool = True) -> Path:
     """Finish the study at `location` (a folder or URI): done tasks are skipped, the current one restored."""
     place, cfg = load_study(location)
+    read_state(place.local)  # a damaged state.json fails here, before Ray starts
     pools = check_base(cfg)
     print(f"resuming study {cfg.where.name}: {place.where}", flush=True)
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
@@ -61,9 +64,15 @@ def resume(location: str | Path, address: str | None = None, report: bool = True
 
 
 def check_base(cfg: StudyConfig) -> Pools:
-    """Before Ray starts: every task's base run must fit this machine's memory, and the data must load."""
+    """Before Ray starts: every task's base run and the corners of the space must fit this machine's memory,
+    and the data must load."""
     for task in cfg.what.tasks:
         check_memory(cfg.base_run(task))
+        for point in corners(cfg.what.space):
+            try:
+                check_memory(cfg.run_config(task, point))
+            except ConfigError as e:
+                raise ConfigError(f"the study's trial {point} cannot run here: {e}") from None
     return load_pools(cfg.base_run(cfg.what.tasks[0]).data)
 
 

@@ -168,9 +168,14 @@ def space_problems(space: Any) -> list[str]:
             )
         if spec.get("role", "scientific") not in ROLES:
             p.append(f"search parameter {name!r} has role {spec['role']!r}; allowed: {', '.join(ROLES)}")
+        if "log" in spec and not isinstance(spec["log"], bool):
+            p.append(f"search parameter {name!r} has log {spec['log']!r}; allowed: true, false")
         if "choices" in spec:
-            if not isinstance(spec["choices"], list) or not spec["choices"]:
-                p.append(f"search parameter {name!r} has empty or invalid choices {spec['choices']!r}")
+            choices = spec["choices"]
+            if not isinstance(choices, list) or not choices:
+                p.append(f"search parameter {name!r} has empty or invalid choices {choices!r}")
+            elif len({repr(c) for c in choices}) < len(choices):
+                p.append(f"search parameter {name!r} has a choice twice in {choices!r}; list each once")
         elif "low" in spec and "high" in spec:
             lo, hi = spec["low"], spec["high"]
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
@@ -181,10 +186,62 @@ def space_problems(space: Any) -> list[str]:
                 p.append(f"search parameter {name!r} is log-scaled and needs low > 0, got {lo!r}")
         else:
             p.append(f"search parameter {name!r} needs {{choices: [...]}} or {{low: .., high: ..}}")
-        for k in spec.get("when") or {}:
-            if k not in space:
-                p.append(f"search parameter {name!r} is conditional on {k!r}, which is not in the space")
+        p += _when_problems(name, spec.get("when"), space)
     return p
+
+
+def _when_problems(name: str, when: Any, space: dict[str, Any]) -> list[str]:
+    """`when: {other: value}` must name other parameters of the space, with a value they can take."""
+    if when is None:
+        return []
+    if not isinstance(when, dict):
+        return [f"search parameter {name!r} has when {when!r}; allowed: a mapping such as {{loss: mse}}"]
+    p = []
+    for k, v in when.items():
+        if k == name or k not in space:
+            why = "itself" if k == name else f"{k!r}, which is not in the space"
+            p.append(f"search parameter {name!r} is conditional on {why}")
+        elif isinstance(space[k], dict) and "choices" in space[k] and isinstance(space[k]["choices"], list):
+            if v not in space[k]["choices"]:
+                p.append(
+                    f"search parameter {name!r} is conditional on {k}={v!r}, which is not among {space[k]['choices']!r}"
+                )
+    if not p and _in_cycle(name, space):
+        p.append(f"search parameter {name!r} is conditional on a parameter that is conditional on it (a cycle)")
+    return p
+
+
+def _in_cycle(name: str, space: dict[str, Any]) -> bool:
+    """Whether following `when` from `name` comes back to it."""
+    seen, todo = set(), [name]
+    while todo:
+        spec = space.get(todo.pop())
+        for k in (spec.get("when") if isinstance(spec, dict) and isinstance(spec.get("when"), dict) else None) or {}:
+            if k == name:
+                return True
+            if k not in seen:
+                seen.add(k)
+                todo.append(k)
+    return False
+
+
+def corners(space: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points that bound a (valid) space: every range at its low end, then at its high end, each with every
+    choice of one categorical parameter in turn (the others at their first); only active parameters."""
+    out = []
+    for end in ("low", "high"):
+        base = {n: s["choices"][0] if "choices" in s else s[end] for n, s in space.items()}
+        out.append(base)
+        out += [{**base, n: c} for n, s in space.items() if "choices" in s for c in s["choices"][1:]]
+    return [_active_only(space, point) for point in out]
+
+
+def _active_only(space: dict[str, dict[str, Any]], point: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for name, spec in ordered(space).items():
+        if active(spec, kept):
+            kept[name] = point[name]
+    return kept
 
 
 def _is_config_key(name: str) -> bool:

@@ -88,6 +88,8 @@ def place(location: str | Path, name: str | None = None) -> Place:
     segments = [parts.netloc, *parts.path.strip("/").split("/")]
     if any(seg in (".", "..") for seg in segments) or not parts.scheme.replace("+", "").isalnum():
         raise StudyError(f"storage URI {where!r}: no '.' or '..' segments allowed, and a scheme such as s3://")
+    if not parts.netloc and parts.scheme != "file":
+        raise StudyError(f"storage URI {location!r} names no bucket or host; use {parts.scheme}://BUCKET/path")
     return Place(where, cache_root() / "studies" / parts.scheme / "/".join(s for s in segments if s))
 
 
@@ -123,6 +125,8 @@ def check(uri: str) -> None:
     """Fail within seconds, writing nothing, when a URI is malformed, its endpoint or bucket unreachable."""
     fs, base = filesystem(uri)
     kind = type(fs).__name__
+    if kind == "LocalFileSystem":  # file:///path: a folder after all
+        _check_local(uri, Path(base))
     if kind not in ("S3FileSystem", "GcsFileSystem"):
         return
     bucket = base.split("/")[0]
@@ -149,6 +153,16 @@ def check(uri: str) -> None:
     if out[0].type.name == "NotFound":
         at = f" at {endpoint}" if endpoint and kind == "S3FileSystem" else ""
         raise StudyError(f"storage {uri!r}: bucket {bucket!r} does not exist{at}; create it first")
+
+
+def _check_local(uri: str, folder: Path) -> None:
+    from seqsum.config import ConfigError
+    from seqsum.files import check_writable
+
+    try:
+        check_writable(folder, "storage")
+    except ConfigError as e:
+        raise StudyError(f"{e} ({uri})") from None
 
 
 def _check_endpoint(uri: str, endpoint: str) -> None:
@@ -277,6 +291,11 @@ def forget(p: Place) -> None:
     if p.remote:
         shutil.rmtree(p.local, ignore_errors=True)
         _SYNCED.pop(str(p.local), None)
+        root = cache_root()
+        for parent in p.local.parents:  # and the folders made for it, while empty, up to the cache root
+            if not parent.is_relative_to(root) or not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 class active:
