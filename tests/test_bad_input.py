@@ -73,6 +73,10 @@ CASES: tuple[Case, ...] = (
     C("train-unknown-key", f"{TRAIN} --set train.bogus=1", "bogus"),
     C("train-unknown-section", f"{TRAIN} --set extra.x=1", "extra.x"),
     C("train-task-bogus", f"{TRAIN} --task divide", "divide"),
+    C("train-lr-neg-inf", f"{TRAIN} --lr -inf", "-inf"),
+    C("train-gru-huge", f"{TRAIN} --gru-hidden 10000000", "10000000"),
+    C("train-root-not-text", f"{TRAIN} --set data.source=mnist --set data.root=5", "data.root", "5"),
+    C("train-holdout-everything", f'{TRAIN} --set data.holdout="random:0.9999"', "random:0.9999"),
     # --- train: config files -------------------------------------------------------------------------
     C("train-config-bad-yaml", "train --config {bad_yaml} --out {tmp}/out", "bad.yaml"),
     C("train-config-bad-json", "train --config {bad_json} --out {tmp}/out", "bad.json"),
@@ -81,11 +85,20 @@ CASES: tuple[Case, ...] = (
     C("train-config-unknown-key", "train --config {key_yaml} --out {tmp}/out", "bogus"),
     C("train-config-nan", "train --config {nan_yaml} --out {tmp}/out", "nan"),
     C("train-config-missing", "train --config {tmp}/nope.yaml --out {tmp}/out", "nope.yaml"),
+    C("train-config-dup-key", "train --config {dup_yaml} --out {tmp}/out", "dup.yaml", "'epochs'"),
+    C("train-config-binary", "train --config {binary_yaml} --out {tmp}/out", "binary.yaml", "UTF-8"),
     # --- train: paths ----------------------------------------------------------------------------------
     C("train-out-is-file", "train --smoke --out {file}", "afile"),
     C("train-out-parent-file", "train --smoke --out {file}/run", "afile"),
     C("train-out-read-only", "train --smoke --out {ro}/run", "{ro}"),
     C("train-out-not-seqsum", "train --smoke --overwrite --out {foreign}", "foreign"),
+    C(
+        "train-out-name-too-long",
+        "train --smoke --out {tmp}/" + "a" * 300,
+        "300 bytes",
+        "255",
+    ),
+    C("train-out-in-proc", "train --smoke --out /proc/seqsum-audit", "/proc/seqsum-audit"),
     C("train-data-root-missing", "train --smoke --data-root {tmp}/nodata --out {tmp}/out", "nodata"),
     C("train-data-root-garbage", "train --smoke --data-root {garbage_data} --out {tmp}/out", "garbage"),
     C("train-data-root-truncated", "train --smoke --data-root {truncated_data} --out {tmp}/out", "truncated"),
@@ -95,6 +108,10 @@ CASES: tuple[Case, ...] = (
     C("train-resume-garbage-ckpt", "train --resume {garbage_run}", "checkpoint.pt"),
     C("train-resume-study", "train --resume {study}", "study"),
     C("train-resume-epochs-below", "train --resume {run} --epochs 0 --out {tmp}/out", "0"),
+    C("train-resume-weights-mismatch", "train --resume {mismatch_run} --epochs 3", "mismatch_run", "weights"),
+    C("train-resume-bad-epoch", "train --resume {bad_epoch_run} --epochs 3", "bad_epoch_run", "'x'"),
+    C("train-resume-diverged", "train --resume {diverged_run} --epochs 3", "diverged_run", "diverged"),
+    C("train-resume-empty-name", "train --resume=", "--resume ''"),
     # --- evaluate --------------------------------------------------------------------------------------
     C("evaluate-empty", "evaluate {empty} --out {tmp}/out", "empty"),
     C("evaluate-garbage-ckpt", "evaluate {garbage_run} --out {tmp}/out", "checkpoint.pt"),
@@ -105,6 +122,12 @@ CASES: tuple[Case, ...] = (
     C("evaluate-out-file", "evaluate {run} --out {file}", "afile"),
     C("evaluate-out-read-only", "evaluate {run} --out {ro}/ev", "{ro}"),
     C("evaluate-data-root-garbage", "evaluate {run} --data-root {garbage_data} --out {tmp}/out", "garbage"),
+    C("evaluate-weights-mismatch", "evaluate {mismatch_run} --out {tmp}/out", "mismatch_run", "weights"),
+    C("evaluate-device-empty", "evaluate {run} --device= --out {tmp}/out", "device ''"),
+    # --- filters ---------------------------------------------------------------------------------------
+    C("filters-out-read-only", "filters {run} --out {ro}/f.png", "{ro}"),
+    C("filters-cache-file", "filters {run} --cache {file}", "afile"),
+    C("filters-weights-mismatch", "filters {mismatch_run}", "mismatch_run"),
     # --- study launch ----------------------------------------------------------------------------------
     C("launch-gpus-2", f"{LAUNCH} --gpus-per-trial 2", "2 GPU", sub=True),
     C("launch-cpus-64", f"{LAUNCH} --cpus-per-trial 64", "64 CPU"),
@@ -132,12 +155,29 @@ CASES: tuple[Case, ...] = (
     C("launch-config-unknown-section", "study launch --config {extra_yaml} --storage {tmp}/studies", "extra"),
     C("launch-config-unknown-key", "study launch --config {study_key_yaml} --storage {tmp}/studies", "bogus"),
     C("launch-config-nan", "study launch --config {study_nan_yaml} --storage {tmp}/studies", "nan"),
+    C("launch-config-binary", "study launch --config {binary_yaml} --storage {tmp}/studies", "binary.yaml"),
+    C("launch-config-metric", "study launch --config {study_metric_yaml} --storage {tmp}/studies", "valid/bogus"),
+    C("launch-config-seed", "study launch --config {study_seed_yaml} --storage {tmp}/studies", "how.seed", "-1"),
+    C("launch-config-bool-count", "study launch --config {study_bool_yaml} --storage {tmp}/studies", "True"),
+    C("launch-config-name-newline", "study launch --config {study_newline_yaml} --storage {tmp}/studies", "a\\nb"),
+    C("launch-config-when-self", "study launch --config {study_when_yaml} --storage {tmp}/studies", "itself"),
+    C("launch-config-choice-twice", "study launch --config {study_twice_yaml} --storage {tmp}/studies", "twice"),
+    C("launch-config-bad-choice", "study launch --config {study_choice_yaml} --storage {tmp}/studies", "[0]"),
+    C("launch-config-huge-corner", "study launch --config {study_huge_yaml} --storage {tmp}/studies", "100000000"),
+    C("launch-config-tasks-null", "study launch --config {study_tasks_yaml} --storage {tmp}/studies", "None"),
+    C("launch-set-task", f"{LAUNCH} --set train.task=product", "train.task"),
+    C("launch-set-cuda-no-gpus", f"{LAUNCH} --set train.device=cuda", "cuda", "gpus_per_trial"),
+    C("launch-storage-s3-no-bucket", "study launch --preset smoke --storage s3://", "s3://"),
+    C("launch-storage-file-uri-read-only", "study launch --preset smoke --storage file://{ro}/s", "{ro}"),
+    C("launch-optuna-not-journal", f"{LAUNCH} --optuna-storage {{file}}", "afile"),
     # --- study resume ----------------------------------------------------------------------------------
     C("resume-empty", "study resume {empty}", "empty"),
     C("resume-missing", "study resume {tmp}/nowhere", "nowhere"),
     C("resume-run", "study resume {run}", "run"),
     C("resume-truncated-yaml", "study resume {truncated_study}", "study.yaml"),
     C("resume-s3-unreachable", "study resume s3://bucket/studies/x", "s3://", env=S3),
+    C("resume-state-not-mapping", "study resume {list_state_study}", "state.json"),
+    C("resume-empty-spec", "study resume {empty_spec_study}", "study.yaml", "empty"),
     # --- study rerun -----------------------------------------------------------------------------------
     C("rerun-seeds-0", "study rerun {study} --seeds 0", "--seeds", sub=True),
     C("rerun-epochs-0", "study rerun {study} --epochs 0", "--epochs"),
@@ -147,6 +187,9 @@ CASES: tuple[Case, ...] = (
     C("rerun-empty", "study rerun {empty}", "empty"),
     C("rerun-run", "study rerun {run}", "run"),
     C("rerun-truncated-yaml", "study rerun {truncated_study}", "study.yaml"),
+    C("rerun-seeds-huge", "study rerun {study} --seeds 100000000000", "100000000000"),
+    C("rerun-top-huge", "study rerun {study} --top 1000", "1000"),
+    C("rerun-resume-bad-plan", "study rerun {bad_plan_study} --resume", "plan.json"),
     # --- report ----------------------------------------------------------------------------------------
     C("report-empty", "report {empty} --no-reference", "empty", sub=True),
     C("report-missing", "report {tmp}/nowhere --no-reference", "nowhere"),
@@ -205,6 +248,15 @@ def places(tmp_path_factory, smoke_study, tiny_run, read_only_dir) -> dict[str, 
     shutil.copytree(smoke_study, truncated, ignore=shutil.ignore_patterns("tune", "trials", "rerun", "report"))
     spec = (truncated / "study.yaml").read_bytes()
     (truncated / "study.yaml").write_bytes(spec[: len(spec) // 2] + b"\n  what: [")
+    damaged = {}
+    for key, name, text in (
+        ("list_state_study", "state.json", "[1, 2]\n"),
+        ("empty_spec_study", "study.yaml", ""),
+        ("bad_plan_study", "rerun/plan.json", '{"points": 5}\n'),
+    ):
+        damaged[key] = base / key / "smoke"
+        shutil.copytree(smoke_study, damaged[key], ignore=shutil.ignore_patterns("tune", "trials", "report"))
+        (damaged[key] / name).write_text(text)
     empty = base / "empty"
     empty.mkdir()
     afile = base / "afile"
@@ -218,6 +270,7 @@ def places(tmp_path_factory, smoke_study, tiny_run, read_only_dir) -> dict[str, 
     half = base / "half_run"
     shutil.copytree(tiny_run, half)
     (half / "summary.json").unlink()
+    runs = _damaged_runs(base, tiny_run)
     garbage_data = base / "garbage_data"
     truncated_data = base / "truncated_data"
     images, labels = fake_mnist(600, seed=3)
@@ -234,10 +287,24 @@ def places(tmp_path_factory, smoke_study, tiny_run, read_only_dir) -> dict[str, 
         "extra_yaml": ("extra.yaml", "extra:\n  x: 1\n"),
         "key_yaml": ("key.yaml", "train:\n  bogus: 1\n"),
         "nan_yaml": ("nan.yaml", "train:\n  lr: .nan\n"),
+        "dup_yaml": ("dup.yaml", "train:\n  epochs: 2\n  epochs: 3\n"),
     }
     study_spec = (smoke_study / "study.yaml").read_text()
     configs["study_key_yaml"] = ("study_key.yaml", study_spec.replace("how:\n", "how:\n  bogus: 1\n", 1))
     configs["study_nan_yaml"] = ("study_nan.yaml", study_spec.replace("low: 0.001", "low: .nan", 1))
+    for key, old, new in (
+        ("metric", "metric: valid/exact", "metric: valid/bogus"),
+        ("seed", "  seed: 0", "  seed: -1"),
+        ("bool", "num_samples: 3", "num_samples: true"),
+        ("newline", "name: smoke", 'name: "a\\nb"'),
+        ("when", "    lr:\n", "    lr:\n      when: {lr: 0.001}\n"),
+        ("twice", "      - log\n", "      - log\n      - log\n"),
+        ("choice", "  space:\n", "  space:\n    model.gru_hidden: {choices: [[16], [0]]}\n"),
+        ("huge", "high: 32", "high: 100000000"),
+        ("tasks", "  tasks:\n  - sum\n  - product\n", "  tasks: null\n"),
+    ):
+        assert old in study_spec, old
+        configs[f"study_{key}_yaml"] = (f"study_{key}.yaml", study_spec.replace(old, new, 1))
     p = {
         "study": study,
         "truncated_study": truncated,
@@ -254,7 +321,30 @@ def places(tmp_path_factory, smoke_study, tiny_run, read_only_dir) -> dict[str, 
     for key, (name, text) in configs.items():
         (base / name).write_text(text)
         p[key] = base / name
+    (base / "binary.yaml").write_bytes(b"\xff\xfe\x00\x87 not text")
+    p["binary_yaml"] = base / "binary.yaml"
+    p.update(damaged)
+    p.update(runs)
     return {k: str(v) for k, v in p.items()}
+
+
+def _damaged_runs(base: Path, run: Path) -> dict[str, Path]:
+    """Copies of a finished run whose checkpoint lies: weights of another model, a bad epoch, a diverged run."""
+    import torch
+
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    model = state["config"]["model"]
+    damaged = {
+        "mismatch_run": {**state, "config": {**state["config"], "model": {**model, "gru_hidden": [32]}}},
+        "bad_epoch_run": {**state, "epoch": "x"},
+        "diverged_run": {**state, "history": [{**state["history"][-1], "status": "diverged"}]},
+    }
+    out = {}
+    for key, s in damaged.items():
+        out[key] = base / key
+        out[key].mkdir()
+        torch.save(s, out[key] / "checkpoint.pt")
+    return out
 
 
 def _state(roots: list[Path]) -> dict[str, object]:
@@ -279,7 +369,8 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case: Case, places, tmp_pa
     env = {k: v.format(**fill) for k, v in case.env.items()}
     cache = tmp_path / "cache"  # where a URI's working copy would go: nothing may appear there either
     env["SEQSUM_CACHE_DIR"] = str(cache)
-    roots = [tmp_path, *(Path(places[k]).parent for k in ("study", "truncated_study", "empty", "run"))]
+    keys = ("study", "truncated_study", "empty", "run", "list_state_study", "empty_spec_study", "bad_plan_study")
+    roots = [tmp_path, *(Path(places[k]).parent for k in keys)]
     before = _state(roots)
     t0 = time.monotonic()
     if case.sub:
