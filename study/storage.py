@@ -88,8 +88,9 @@ def place(location: str | Path, name: str | None = None) -> Place:
     segments = [parts.netloc, *parts.path.strip("/").split("/")]
     if any(seg in (".", "..") for seg in segments) or not parts.scheme.replace("+", "").isalnum():
         raise StudyError(f"storage URI {where!r}: no '.' or '..' segments allowed, and a scheme such as s3://")
-    if not parts.netloc and parts.scheme != "file":
-        raise StudyError(f"storage URI {location!r} names no bucket or host; use {parts.scheme}://BUCKET/path")
+    given = urlsplit(location)
+    if not given.netloc and not given.path.strip("/"):  # "s3://": joined with a name it would lose its "//"
+        raise StudyError(f"storage URI {location!r} names no bucket or folder; use {given.scheme}://BUCKET/path")
     return Place(where, cache_root() / "studies" / parts.scheme / "/".join(s for s in segments if s))
 
 
