@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrent", type=int, default=2)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument(
-        "--train-size", type=int, default=10_000, help="sequences per epoch (sets the trial length: ~1 minute)"
+        "--train-size", type=int, default=16_000, help="sequences per epoch (sets the trial length: ~1 minute)"
     )
     p.add_argument("--small-model", action="store_true", help="a searched small model instead (seconds per trial)")
     p.add_argument("--smoke", action="store_true", help="tiny trials: checks the harness, not the target")
