@@ -95,7 +95,7 @@ def overhead_lines(o: dict) -> list[str]:
     rows = [f"| {k} | {v:.1%} |" for k, v in o["shares"].items()]
     return [f"`{o['command']}` ({o['trials']} trials, {o['concurrent']} at a time, load average "
             f"{o['load'][0]:.2f} at the end):", "", "| part of slot time | share |", "| --- | --- |", *rows, "",
-            f"- **overhead {o['overhead']:.1%}** of slot time outside `train()` (target <= {TARGET_OVERHEAD:.0%}: "
+            f"- **overhead {o['overhead']:.2%}** of slot time outside `train()` (target <= {TARGET_OVERHEAD:.0%}: "
             f"{_met(o['overhead'] <= TARGET_OVERHEAD)}); once Ray is up "
             f"{o['overhead_once_ray_is_up']:.1%}", ""]  # fmt: skip
 

@@ -165,7 +165,7 @@ def section_overhead() -> list[str]:
     o = json.loads(p.read_text())
     rows = pd.DataFrame([{"part": k, "share of slot time": f"{v:.1%}"} for k, v in o["shares"].items()])
     return [*out, f"`{o['command']}` ({o['trials']} trials, {o['concurrent']} at a time):", "", *md_table(rows),
-            f"**Overhead {o['overhead']:.1%}** (target <= 5%).", ""]  # fmt: skip
+            f"**Overhead {o['overhead']:.2%}** (target <= 5%).", ""]  # fmt: skip
 
 
 def render() -> tuple[str, list[str]]:

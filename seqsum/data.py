@@ -87,9 +87,12 @@ def load_mnist(root: str | Path | None, download: bool = False) -> Digits:
     if download:
         from torchvision.datasets import MNIST
 
+        new = next((p for p in (root, root / "MNIST", root / "MNIST" / "raw") if not p.exists()), None)
         try:
             parts = [MNIST(str(root), train=t, download=True) for t in (True, False)]
         except Exception as e:  # noqa: BLE001 - no network, a mirror down, a bad file: one line
+            if new is not None:  # the folders torchvision made for this failed download, nothing older
+                shutil.rmtree(new, ignore_errors=True)
             reason = " ".join(str(e).split())[:300]
             raise ConfigError(
                 f"could not download MNIST into {str(root)!r} (--download needs internet; or put the "

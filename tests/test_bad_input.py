@@ -396,3 +396,20 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case: Case, places, tmp_pa
     assert took < bound, f"took {took:.1f}s"
     after = _state(roots)
     assert after == before, f"written: {sorted(set(after) ^ set(before)) or 'changed files'}"
+
+
+def test_a_failed_download_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """--download that cannot reach MNIST (its mirrors pointed at a closed loopback port): one line, exit 2,
+    and the data root folders torchvision made for it are gone; a folder that was there stays."""
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "mirrors", [f"http://127.0.0.1:{_closed_port()}/"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    for root in (tmp_path / "new", mine):
+        argv = ["train", "--smoke", "--out", tmp_path / "out", "--set", "data.source=mnist", "--set",
+                "data.download=true", "--data-root", root]  # fmt: skip
+        rc, _, err = run_cli(*argv)
+        assert rc == 2 and err.startswith("seqsum: error: could not download MNIST") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["mine", "notes.txt"]
