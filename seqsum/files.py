@@ -85,6 +85,11 @@ def check_writable(folder: str | Path, what: str) -> None:
         raise ConfigError(f"{what} {str(folder)!r} cannot be made: {str(base)!r} is a file")
     if not os.access(base, os.W_OK | os.X_OK):
         raise ConfigError(f"{what} {str(folder)!r} is not writable ({str(base)!r} is read-only); choose another")
+    try:  # root passes os.access everywhere: /proc, sysfs and the like refuse only a real attempt
+        os.rmdir(tempfile.mkdtemp(prefix=".seqsum-probe-", dir=base))
+    except OSError as e:
+        why = f"cannot be made in {str(base)!r} ({e.strerror})"
+        raise ConfigError(f"{what} {str(folder)!r} {why}; choose another") from None
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

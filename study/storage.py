@@ -128,6 +128,8 @@ def check(uri: str) -> None:
     kind = type(fs).__name__
     if kind == "LocalFileSystem":  # file:///path: a folder after all
         _check_local(uri, Path(base))
+    if kind == "_MockFileSystem":  # lives in one process's memory: trials on other workers could not reach it
+        raise StudyError(f"storage {uri!r} is pyarrow's in-memory test filesystem; use a folder, s3:// or gs://")
     if kind not in ("S3FileSystem", "GcsFileSystem"):
         return
     bucket = base.split("/")[0]

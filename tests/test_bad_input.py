@@ -149,6 +149,8 @@ CASES: tuple[Case, ...] = (
     C("launch-storage-file", "study launch --preset smoke --storage {file}", "afile"),
     C("launch-storage-parent-file", "study launch --preset smoke --storage {file}/s", "afile"),
     C("launch-storage-read-only", "study launch --preset smoke --storage {ro}/s", "{ro}"),
+    C("launch-storage-in-proc", "study launch --preset smoke --storage /proc/seqsum-audit", "/proc", sub=True),
+    C("launch-storage-mock-uri", "study launch --preset smoke --storage mock://bucket/s", "mock://bucket/s", sub=True),
     C("launch-storage-s3-unreachable", "study launch --preset smoke --storage s3://bucket/studies", "s3://", env=S3),
     C("launch-storage-s3-dotdot", "study launch --preset smoke --storage s3://bucket/a/../b", ".."),
     C("launch-config-bad-yaml", "study launch --config {bad_yaml} --storage {tmp}/studies", "bad.yaml"),
