@@ -32,7 +32,7 @@ def read_checkpoint(path: str | Path, resume: bool = False) -> dict[str, Any]:
     except ConfigError as e:
         raise CorruptFile(f"{where} holds an invalid config ({e}); {_AGAIN}") from None
     _check_progress(where, state)
-    _check_weights(where, cfg, state["model"])
+    _check_weights(where, cfg, state)
     if resume:
         _check_resumable(where, cfg, state)
     return state
@@ -46,14 +46,13 @@ def _check_progress(where: str, state: dict[str, Any]) -> None:
         raise CorruptFile(f"{where} has history {str(history)[:80]!r}; expected a list of epochs; {_AGAIN}")
 
 
-def _check_weights(where: str, cfg: RunConfig, weights: Any) -> None:
+def _check_weights(where: str, cfg: RunConfig, state: dict[str, Any]) -> None:
     from .budget import check_memory
-    from .train import build
+    from .train import model_from_checkpoint
 
     check_memory(cfg)  # a config too big for this machine is refused before its model is built
-    model, _ = build(cfg)
     try:
-        model.load_state_dict(weights)
+        model_from_checkpoint(state)
     except Exception as e:  # noqa: BLE001 - missing or unexpected keys, shape mismatches, not a mapping
         reason = " ".join(str(e).split())[:200]
         raise CorruptFile(f"{where}: its weights do not fit its config's model ({reason}); {_AGAIN}") from None

@@ -84,13 +84,28 @@ def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
 def ordered(space: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The space with every conditional parameter after the parameters its `when` names (otherwise in the
     file's order), so whether it is active is known when it comes up."""
-    out: dict[str, dict[str, Any]] = {}
+    order, cyclic = _resolve(space)
+    return {name: space[name] for name in order + cyclic}  # a cycle (refused by space_problems): file order
+
+
+def _resolve(space: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(the names in an order where every `when` comes after what it names, the names left over because
+    their `when`s depend on each other in a cycle, in the file's order)."""
+    order: list[str] = []
     pending = dict(space)
     while pending:
-        ready = [n for n, s in pending.items() if all(k in out or k not in space for k in s.get("when") or {})]
-        for name in ready or list(pending):  # a cycle: keep the file's order
-            out[name] = pending.pop(name)
-    return out
+        ready = [n for n, s in pending.items() if all(k in order or k not in space for k in _when(s))]
+        if not ready:
+            break
+        for name in ready:
+            order.append(name)
+            pending.pop(name)
+    return order, list(pending)
+
+
+def _when(spec: Any) -> dict[str, Any]:
+    when = spec.get("when") if isinstance(spec, dict) else None
+    return when if isinstance(when, dict) else {}
 
 
 def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -187,6 +202,9 @@ def space_problems(space: Any) -> list[str]:
         else:
             p.append(f"search parameter {name!r} needs {{choices: [...]}} or {{low: .., high: ..}}")
         p += _when_problems(name, spec.get("when"), space)
+    cyclic = [n for n in _resolve(space)[1] if n not in _when(space[n])]  # a self-condition is named above
+    if not p and cyclic:
+        p.append(f"search parameters {cyclic} are conditional on each other (a cycle); break it")
     return p
 
 
@@ -206,23 +224,7 @@ def _when_problems(name: str, when: Any, space: dict[str, Any]) -> list[str]:
                 p.append(
                     f"search parameter {name!r} is conditional on {k}={v!r}, which is not among {space[k]['choices']!r}"
                 )
-    if not p and _in_cycle(name, space):
-        p.append(f"search parameter {name!r} is conditional on a parameter that is conditional on it (a cycle)")
     return p
-
-
-def _in_cycle(name: str, space: dict[str, Any]) -> bool:
-    """Whether following `when` from `name` comes back to it."""
-    seen, todo = set(), [name]
-    while todo:
-        spec = space.get(todo.pop())
-        for k in (spec.get("when") if isinstance(spec, dict) and isinstance(spec.get("when"), dict) else None) or {}:
-            if k == name:
-                return True
-            if k not in seen:
-                seen.add(k)
-                todo.append(k)
-    return False
 
 
 def corners(space: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

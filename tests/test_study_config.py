@@ -14,7 +14,7 @@ import yaml
 from seqsum.cli import main
 from seqsum.config import LOSSES, ConfigError, RunConfig
 from study.config import StudyConfig, load_preset, preset_names
-from study.space import SEED_POINT, suggest
+from study.space import SEED_POINT, ordered, space_problems, suggest
 
 
 def test_every_shipped_preset_parses_and_builds_run_configs():
@@ -37,6 +37,20 @@ def test_full_preset_enqueues_the_original_model():
     run = cfg.run_config("product", point)
     assert run.model.conv_channels == (8, 16) and run.model.conv_kernels == (4, 3)
     assert run.model.gru_hidden == (200, 100) and run.train.loss == "mse" and run.train.lr == 1e-3
+
+
+def test_conditions_that_depend_on_each_other_are_refused_as_a_cycle():
+    space = {
+        "loss": {"choices": ["mse", "log"]},
+        "model.dropout": {"low": 0.0, "high": 0.5, "when": {"train.standardize": True}},
+        "train.standardize": {"choices": [False, True], "when": {"model.dropout": 0.1}},
+    }
+    assert space_problems(space) == [
+        "search parameters ['model.dropout', 'train.standardize'] are conditional on each other (a cycle); break it"
+    ]
+    assert list(ordered(space)) == ["loss", "model.dropout", "train.standardize"]  # file order for what is left
+    del space["train.standardize"]["when"]
+    assert space_problems(space) == [] and list(ordered(space)) == ["loss", "train.standardize", "model.dropout"]
 
 
 def test_conditional_parameter_only_when_its_condition_holds():
