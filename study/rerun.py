@@ -12,21 +12,21 @@ A study at a URI is pulled first and pushed after each replicate, at the end and
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from seqsum.config import MAX_EPOCHS
+from seqsum.config import MAX_EPOCHS, ConfigError
 from seqsum.files import CorruptFile, read_json, write_csv, write_json
+from seqsum.results import check_clearable, clear_run_folder, is_run_folder
 from seqsum.stats import seed_interval
 
 from . import storage
 from .collect import collect_grid
 from .config import StudyConfig
-from .folder import load_study, read_state, write_state
+from .folder import STATE, load_study, read_state, write_state
 from .runner import check_base
 from .session import StudyError, check_resources, ray_session
 from .tuner import INTERRUPTED, Interrupted, run_config, trainable
@@ -61,19 +61,21 @@ def rerun(
         plan = read_plan(out / PLAN)
     else:
         plan = make_plan(cfg, study_dir, top, per_family, seeds, epochs)
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise StudyError(
-                f"{str(out)!r} already holds reruns; continue one with --resume or pass --overwrite to replace them"
-            )
+        if out.exists() and any(out.iterdir()):
+            if not overwrite:
+                raise StudyError(
+                    f"{str(out)!r} already holds reruns; continue one with --resume or pass --overwrite to replace them"
+                )
+            check_replaceable(out)
     pools = check_base(cfg)
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
     with ray_session(address), storage.active(place):
         check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)
         try:
             if not resume:
-                shutil.rmtree(out, ignore_errors=True)
+                clear_reruns(out)
                 place.remove_tune(EXPERIMENT)
-                out.mkdir(parents=True)
+                out.mkdir(parents=True, exist_ok=True)
                 write_json(out / PLAN, plan)
                 write_state(out, {"status": "running"})
                 storage.sync(place)
@@ -88,6 +90,52 @@ def rerun(
         storage.sync(place, strict=True)  # and at the end, or one line says what did not reach it
     print(summary_text(summary), flush=True)
     return summary
+
+
+_OWN = (PLAN, STATE, "summary.csv")
+
+
+def _own_file(p: Path) -> bool:
+    return (
+        p.is_file()
+        and not p.is_symlink()
+        and (p.name in _OWN or (p.name.endswith(".tmp") and p.name[1:].startswith(_OWN)))
+    )
+
+
+def check_replaceable(out: Path) -> None:
+    """Raise StudyError unless `out` (a study's rerun/) holds only what a rerun writes: plan.json, state.json,
+    summary.csv and <task>/<trial_id>/ run folders of seqsum's files alone."""
+    for p in sorted(out.iterdir()):
+        if _own_file(p):
+            continue
+        runs = sorted(p.iterdir()) if p.is_dir() and not p.is_symlink() else None
+        try:
+            if runs is None or not runs:
+                raise ConfigError(f"{str(p)!r} is not a folder of replicate run folders")
+            for run in runs:
+                if not is_run_folder(run):
+                    raise ConfigError(f"{str(run)!r} is not a seqsum run folder")
+                check_clearable(run)
+        except ConfigError as e:
+            raise StudyError(
+                f"rerun --overwrite: {e}; refusing to replace {str(out)!r}: move it or rerun elsewhere"
+            ) from None
+
+
+def clear_reruns(out: Path) -> None:
+    """Remove what check_replaceable accepted (seqsum's own files only); a folder left empty goes too."""
+    if not out.is_dir():
+        return
+    check_replaceable(out)
+    for p in out.iterdir():
+        if _own_file(p):
+            p.unlink()
+            continue
+        for run in p.iterdir():
+            clear_run_folder(run)
+            run.rmdir()
+        p.rmdir()
 
 
 def read_plan(path: Path) -> dict[str, Any]:

@@ -184,6 +184,24 @@ def test_a_folder_of_other_files_is_refused_and_survives(tmp_path, overwrite):
     assert not is_run_folder(out)
 
 
+USER_CONTENT = {
+    "config.json": '{"train": {"task": "product", "epochs": 1}}',  # parses as a (partial) RunConfig
+    "metrics.jsonl": '{"epoch": 1, "train/loss": 0.5}\n',
+    "summary.json": '{"status": "ok"}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(set(FILES) - {MARKER}))
+def test_a_users_folder_holding_a_file_with_one_of_seqsums_names_survives_overwrite(tmp_path, name):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text(USER_CONTENT.get(name, "my own file"))
+    before = tree(out)
+    rc, stdout, stderr = run_cli("train", "--smoke", "--epochs", "1", "--out", out, "--overwrite")
+    assert rc == 2 and stdout == "" and len(stderr.splitlines()) == 1 and "not a seqsum run folder" in stderr
+    assert tree(out) == before
+
+
 def test_a_run_folder_holding_a_users_file_is_refused_and_survives(tmp_path):
     out = tmp_path / "run"
     assert run_cli("train", "--smoke", "--epochs", "1", "--out", out)[0] == 0

@@ -65,7 +65,7 @@ def test_weights_are_clamped_and_gradients_flow():
     assert head.unit.W.grad is not None and head.digit.weight.grad.abs().sum() > 0
 
 
-def test_sparsity_weight_ramps():
-    assert sparsity_weight(0.0) == 0 and sparsity_weight(0.2) == 0
-    assert sparsity_weight(0.4) == pytest.approx(0.5) and sparsity_weight(1.0) == 1.0
-    assert sparsity_weight(0.5, start=0.5, end=0.5, scale=3.0) == 3.0
+def test_sparsity_weight_ramps_over_steps():
+    assert sparsity_weight(0, 100, 300) == 0 and sparsity_weight(100, 100, 300) == 0
+    assert sparsity_weight(200, 100, 300) == pytest.approx(0.5) and sparsity_weight(10**6, 100, 300) == 1.0
+    assert sparsity_weight(50, 50, 50, scale=3.0) == 3.0 and sparsity_weight(49, 50, 50, scale=3.0) == 0.0

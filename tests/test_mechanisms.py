@@ -151,6 +151,22 @@ def test_without_holdout_no_held_out_column(pools):
         ("model.outputs", "all", "allowed: last, every_step"),
         ("model.head", "nalu", "allowed: dense, nau, nmu"),
         ("train.sparsity", -0.5, ">= 0"),
+        ("train.sparsity_ramp", [5, 2], "start <= end"),
+        ("train.sparsity_ramp", [1], "start <= end"),
+        ("data.digits", [], "non-empty list of distinct digits 0..9"),
+        ("data.digits", "123456789", "non-empty list of distinct digits 0..9"),
+        ("data.digits", 7, "non-empty list of distinct digits 0..9"),
+        ("data.digits", [1, 2, 2], "repeats"),
+        ("data.digits", [1, 10], "10, which is no digit 0..9"),
+        ("data.digits", [-1, 2], "-1, which is no digit 0..9"),
+        ("data.digits", [1.0, 2], "1.0, which is no digit 0..9"),
+        ("data.digits", [True, 2], "True, which is no digit 0..9"),
+        ("data.digits", [[1], 2], "no digit 0..9"),
+        ("train.sparsity_shape", "cubic", "allowed: squared, linear"),
+        ("train.rz", -1.0, ">= 0"),
+        ("train.rz", float("nan"), ">= 0"),
+        ("model.accumulator", "fixed", "allowed: learned, solved"),
+        ("model.accumulator", "solved", "needs model.head nau or nmu"),
     ],
 )
 def test_bad_switch_values_are_one_line_config_errors(key, value, words):
@@ -276,11 +292,12 @@ def test_an_arithmetic_head_refuses_what_it_cannot_predict(over):
         RunConfig().replace({"model.head": "nmu", **over})
 
 
-def test_the_sparsity_weight_ramps_with_training_progress(pools):
+def test_the_sparsity_weight_ramps_with_training_steps(pools):
     """sparsity 0 and a huge sparsity differ only through the regulariser (same data, same init)."""
-    a = train(tiny_config(model__head="nmu", train__task="product", train__sparsity=0.0), pools)
-    b = train(tiny_config(model__head="nmu", train__task="product", train__sparsity=1e3), pools)
-    # epoch 1 covers progress 0..0.5: the ramp starts at 0.2, so the losses already differ
+    cfg = tiny_config(model__head="nmu", train__task="product", train__sparsity_ramp=[1, 6])
+    a = train(cfg.replace({"train.sparsity": 0.0}), pools)
+    b = train(cfg.replace({"train.sparsity": 1e3}), pools)
+    # epoch 1 is steps 0..3: the ramp starts at step 1, so the losses already differ
     assert a.history[-1]["train/loss"] != b.history[-1]["train/loss"]
     Wb = b.model.head.unit.W
     assert (Wb * (1 - Wb)).abs().max() < (a.model.head.unit.W * (1 - a.model.head.unit.W)).abs().max()

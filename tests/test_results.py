@@ -111,9 +111,11 @@ def test_is_run_folder(tmp_path, smoke_run):
     assert not is_run_folder(tmp_path) and not is_run_folder(tmp_path / "nope")
     (tmp_path / "config.json").write_text('{"not": "a run config"}')
     assert not is_run_folder(tmp_path)
-    legacy = copy_run(smoke_run, tmp_path / "legacy")  # written before the marker existed
-    (legacy / MARKER).unlink()
-    assert is_run_folder(legacy)
+    (tmp_path / "config.json").write_text('{"train": {"task": "product", "epochs": 1}}')  # a partial RunConfig
+    assert not is_run_folder(tmp_path)
+    unmarked = copy_run(smoke_run, tmp_path / "unmarked")  # every file of a run but the marker: not provably ours
+    (unmarked / MARKER).unlink()
+    assert not is_run_folder(unmarked)
 
 
 def test_clear_run_folder_removes_only_seqsums_files(tmp_path, smoke_run):

@@ -112,8 +112,18 @@ def test_divergence_keeps_the_metrics_so_far(pools, tmp_path):
 
 
 # --- checkpoints and resume ----------------------------------------------------------------------------
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(pools, tmp_path, strip_times):
-    cfg = tiny_config(train__epochs=3, model__dropout=0.3)  # dropout: the torch RNG matters too
+HEADS = {
+    "dense": {},
+    # the regulariser ramps in over steps 2..10 of the 12 (4 per epoch): extending a 1-epoch run must keep it
+    "nau": {"model.head": "nau", "train.task": "sum", "train.sparsity_ramp": [2, 10]},
+    "nmu": {"model.head": "nmu", "train.task": "product", "train.sparsity_ramp": [2, 10]},
+}
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(pools, tmp_path, strip_times, head):
+    """Extending a run (trained as 1 epoch, resumed to 3) ends exactly where the uninterrupted run does."""
+    cfg = tiny_config(train__epochs=3, model__dropout=0.3).replace(HEADS[head])  # dropout: the torch RNG too
     whole = train(cfg, pools)
     ckpt = tmp_path / "checkpoint.pt"
     train(cfg.replace({"train.epochs": 1}), pools, report=lambda m, s: save_checkpoint(s, ckpt))
