@@ -1,8 +1,11 @@
-"""Constant baselines and the pipeline reference, scored on a run's own test and pair-grid sequences.
+"""Constant baselines and the two references, scored on a run's own test and pair-grid sequences.
 
 - most_frequent: always answer the most frequent target of the training distribution;
 - train_mean: always answer the mean training target (exact when it rounds to the target);
-- reference: read every digit with the reference classifier (analysis.reference), then compute.
+- reference (shown as "run-stack reference"): read every digit with a classifier made of the run's own conv
+  stack (analysis.reference), then compute;
+- strong_reference ("strong reference"): read every digit with the best reader trained on the same training
+  images (analysis.strong_reference), then compute.
 
 The training distribution is `train_size` sequences drawn like the run's training sequences (lengths
 min_len..max_len, train pool) from a fixed CPU generator. The test and pair sequences are regenerated
@@ -27,9 +30,13 @@ from seqsum.stats import wilson
 from seqsum.targets import target
 
 from .reference import SPLIT_FIELDS, Reference, cache_key, get_reference, stack_label
+from .strong_reference import get_strong
 from .tables import magnitude_bin
 
-PREDICTORS = ("most_frequent", "train_mean", "reference")
+PREDICTORS = ("most_frequent", "train_mean", "reference", "strong_reference")
+REFERENCES = ("reference", "strong_reference")  # predictors that read digits; each gets a share column
+NAMES = {"most_frequent": "most frequent target", "train_mean": "training mean", "reference": "run-stack reference",
+         "strong_reference": "strong reference"}  # fmt: skip
 BASELINE_SEED = 7_000_001
 
 
@@ -42,7 +49,9 @@ def training_constants(pools: Pools, data: DataConfig, task: str) -> tuple[float
     return float(values[np.argmax(counts)]), float(t.mean())
 
 
-def sequence_scores(pools: Pools, data: DataConfig, task: str, ref: Reference | None) -> pd.DataFrame:
+def sequence_scores(
+    pools: Pools, data: DataConfig, task: str, ref: Reference | None, strong: Reference | None = None
+) -> pd.DataFrame:
     """One row per (predictor, test sequence): predictor, length, target, prediction, correct."""
     test = eval_sets(pools, data).test
     truth = target(task, test.digits, test.lengths).cpu().numpy()
@@ -51,6 +60,8 @@ def sequence_scores(pools: Pools, data: DataConfig, task: str, ref: Reference | 
     preds = {"most_frequent": np.full(len(truth), mode), "train_mean": np.full(len(truth), mean)}
     if ref is not None:
         preds["reference"] = target(task, ref.read(test), test.lengths.cpu()).numpy()
+    if strong is not None:
+        preds["strong_reference"] = target(task, strong.read(test), test.lengths.cpu()).numpy()
     frames = [
         pd.DataFrame(
             {
@@ -96,9 +107,11 @@ class Setup:
     task: str
     families: list[str]
     stack: str  # the conv stack's label
-    reference: Reference | None
+    reference: Reference | None  # the run-stack reference
     sequences: pd.DataFrame  # sequence_scores
-    pairs: pd.DataFrame  # the reference's pair cells (empty without a reference)
+    pairs: pd.DataFrame  # the run-stack reference's pair cells (empty without a reference)
+    strong: Reference | None = None  # the strong reference
+    strong_pairs: pd.DataFrame | None = None  # its pair cells
 
 
 def build_setups(runs: pd.DataFrame, cache: Path | None, train: bool, notes: list[str], step=print) -> list[Setup]:
@@ -108,6 +121,7 @@ def build_setups(runs: pd.DataFrame, cache: Path | None, train: bool, notes: lis
     """
     setups: dict[tuple, Setup] = {}
     pools: dict[str, Pools] = {}
+    strong: dict[str, Reference | None] = {}
     for r in runs.drop_duplicates(["task", "family"]).itertuples(index=False):
         cfg = RunConfig.load(Path(r.run_dir) / "config.json")
         key = (r.task, json.dumps(cfg.to_dict()["data"], sort_keys=True), cache_key(cfg.data, cfg.model))
@@ -134,11 +148,29 @@ def build_setups(runs: pd.DataFrame, cache: Path | None, train: bool, notes: lis
             step(
                 f"  {r.task}: reference classifier {stack_label(cfg.model)}, digit accuracy {ref.accuracy:.3f} ({how})"
             )
-        p = pools[split]
-        seqs = sequence_scores(p, cfg.data, r.task, ref)
+        if split not in strong:
+            strong[split] = _strong(cfg.data, pools[split], train, notes, step)
+        p, s = pools[split], strong[split]
+        seqs = sequence_scores(p, cfg.data, r.task, ref, s)
         pairs = pair_scores(p, cfg.data, r.task, ref) if ref is not None else pd.DataFrame()
-        setups[key] = Setup(r.task, [r.family], stack_label(cfg.model), ref, seqs, pairs)
+        spairs = pair_scores(p, cfg.data, r.task, s) if s is not None else None
+        setups[key] = Setup(r.task, [r.family], stack_label(cfg.model), ref, seqs, pairs, s, spairs)
     return list(setups.values())
+
+
+def _strong(data: DataConfig, pools: Pools, train: bool, notes: list[str], step) -> Reference | None:
+    """The strong reference of this split (cached per machine), or None with a note."""
+    try:
+        s = get_strong(data, pools, train_if_missing=train, notes=notes)
+    except ConfigError as e:
+        notes.append(f"no strong reference ({e})")
+        return None
+    if s is None:
+        notes.append("no strong reference (training it was turned off and none is cached)")
+    else:
+        how = "cached" if s.info.get("cached") else f"trained in {s.info['train_seconds']}s"
+        step(f"  strong reference: digit accuracy {s.accuracy:.3f} on the test pool ({how})")
+    return s
 
 
 def yardstick_table(setups: list[Setup]) -> pd.DataFrame:
@@ -160,10 +192,22 @@ def yardstick_table(setups: list[Setup]) -> pd.DataFrame:
 
 def per_family(table: pd.DataFrame, scope: str) -> pd.DataFrame:
     """The yardsticks of one scope, one row per task x family x value, a column per predictor's exact
-    (and the reference's interval)."""
+    (and each reference's interval: reference_ci_low, ..., strong_reference_ci_high)."""
     t = table[table.scope == scope].assign(family=lambda d: d.families.str.split(", ")).explode("family")
     wide = t.pivot_table(index=["task", "family", "value"], columns="predictor", values="exact", observed=True)
     out = wide.reset_index()
-    ref = t[t.predictor == "reference"][["task", "family", "value", "ci_low", "ci_high"]]
-    ref = ref.rename(columns={"ci_low": "reference_ci_low", "ci_high": "reference_ci_high"})
-    return out.merge(ref, on=["task", "family", "value"], how="left")
+    out.columns.name = None
+    for name in REFERENCES:
+        ref = t[t.predictor == name][["task", "family", "value", "ci_low", "ci_high"]]
+        ref = ref.rename(columns={"ci_low": f"{name}_ci_low", "ci_high": f"{name}_ci_high"})
+        out = out.merge(ref, on=["task", "family", "value"], how="left") if not ref.empty else out
+    return out
+
+
+def with_shares(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` (with an `exact` column, merged with per_family) plus share_of_reference and
+    share_of_strong_reference: exact / the reference's exact on the same sequences."""
+    for name in REFERENCES:
+        if name in df:
+            df[f"share_of_{name}"] = df.exact / df[name]
+    return df

@@ -26,6 +26,7 @@ import pandas as pd
 from seqsum.config import TASKS, ConfigError, RunConfig, yaml_load
 from seqsum.files import CorruptFile
 from seqsum.results import read_run
+from study.family import family_of
 
 from .optuna_db import optuna_studies
 
@@ -106,7 +107,7 @@ def run_row(run: Path, kind: str = "search") -> dict[str, Any]:
         "kind": params.get("kind", kind),
         "task": params.get("task", cfg.train.task),
         "trial_id": str(params.get("trial_id", run.name)),
-        "family": params.get("family", cfg.train.loss),
+        "family": params.get("family") or family_of(cfg),
         "seed": params.get("seed", cfg.train.seed),
         "status": (params.get("status") or summary.get("status") or "ok") if summary else "running",
         **{k: params.get(k) for k in REPLICATE_IDENTITY if k in params},

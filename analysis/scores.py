@@ -1,11 +1,12 @@
 """The compared runs' tables: what the report compares, with an interval beside every number.
 
 The compared runs are the replicates (`seqsum study rerun --per-family`: fresh seeds, one budget) when
-the study has them, else each task x family's best search trial (one seed). Within a task x family the
-runs are seeds: across seeds a number is the mean with a 95% bootstrap interval; a single run's exact
-rate carries its Wilson 95% interval (analysis.compare). Replicates of several configs of one family (a
-designed study rerun with --top N, e.g. the findings presets) are compared as arms of their own: the family
-column names what sets each apart ("classify (data.balance=target)", see `arms`).
+the study has them, else each task x family's best search trial (one seed). A family is the loss with its
+head and bottleneck (study.family: 'classify', 'classify+exact', 'mse+nmu'), so no two heads are pooled.
+Within a task x family the runs are seeds: across seeds a number is the mean with a 95% bootstrap
+interval; a single run's exact rate carries its Wilson 95% interval (analysis.compare). Replicates of
+several configs of one family (a designed study rerun with --top N, e.g. the findings presets) are compared
+as arms of their own: the family column names what sets each apart ("classify (data.balance=target)", see `arms`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from collections import Counter
 
 import pandas as pd
 
-from seqsum.config import LOSSES
+from study.family import family_order
+from study.space import ALIASES, IDENTITY_KEYS
 
 from .compare import COMPARED_METRICS, seed_table, with_intervals
 from .load import Study, finished
 from .tables import by_task, magnitude_bin, rank
 
 GROUP = ["task", "family"]
+# the parameters a family already names (study.family): never what sets an arm apart within it
+IDENTITY = ("family", *IDENTITY_KEYS, *(k for k, v in ALIASES.items() if v in IDENTITY_KEYS))
 RUN = ["kind", "task", "trial_id"]
 
 
@@ -41,8 +45,7 @@ def compared_runs(study: Study) -> tuple[pd.DataFrame, str]:
         return done, "search"
     runs = pd.concat(frames, ignore_index=True)
     source = "mixed" if len(frames) == 2 else "replicates" if not reps.empty else "search"
-    loss = runs.family.str.split(" ").str[0]  # an arm ("classify (data.balance=target)") sorts with its family
-    runs = runs.assign(_f=loss.map(lambda f: LOSSES.index(f) if f in LOSSES else 9))
+    runs = runs.assign(_f=runs.family.map(family_order))  # an arm ("classify (data.balance=target)") with its family
     return by_task(runs, "_f", "seed").drop(columns="_f").reset_index(drop=True), source
 
 
@@ -58,7 +61,7 @@ def arms(reps: pd.DataFrame) -> pd.DataFrame:
         if len(sources) < 2:
             continue
         params = [p if isinstance(p, dict) else {} for p in sources.params]
-        keys = list(dict.fromkeys(k for p in params for k in p if k not in ("loss", "train.loss")))
+        keys = list(dict.fromkeys(k for p in params for k in p if k not in IDENTITY))
         tops = {k: Counter(json.dumps(p.get(k)) for p in params).most_common(2) for k in keys}
         # a value is "common" only when no other value is as frequent (a tie names every arm's value)
         common = {k: t[0][0] if len(t) == 1 or t[0][1] > t[1][1] else None for k, t in tops.items()}

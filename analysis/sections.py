@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from . import plots
-from .baselines import per_family, yardstick_table
+from .baselines import NAMES, per_family, with_shares, yardstick_table
 from .compare import COMPARED_METRICS, describe, rate_interval, seed_table, verdicts
 from .doc import Doc
 from .scores import pair_cells, per_bin, per_length, per_target
 
 if TYPE_CHECKING:
     from .report import Ctx
-
-NAMES = {"most_frequent": "most frequent target", "train_mean": "training mean", "reference": "reference"}
 
 
 def _iv(lo: float, hi: float) -> str:
@@ -125,9 +123,7 @@ def _with_yard(ctx: Ctx, df: pd.DataFrame, scope: str, col: str) -> pd.DataFrame
     cast = int if scope == "length" else str
     y[col] = y[col].map(cast)
     out = df.assign(**{col: df[col].map(cast)}).merge(y, on=["task", "family", col], how="left")
-    if "reference" in out:
-        out["share_of_reference"] = out.exact / out.reference
-    return out
+    return with_shares(out)
 
 
 def magnitude(ctx: Ctx, doc: Doc, headline: list[str]) -> None:
@@ -265,5 +261,9 @@ def reference(ctx: Ctx, doc: Doc) -> None:
             f"{r.info['n_train']} train-pool digits reads the {r.info['n_test']} test-pool digits with accuracy "
             f"{r.accuracy:.3f} (weakest digit {worst}: {r.per_digit[worst]:.2f})."
         )
+        if s.strong is not None:
+            g = s.strong
+            doc.p(f"The strong reference reads the same test-pool digits with accuracy {g.accuracy:.3f}: "
+                  f"{g.info['architecture']}, trained on the same {g.info['n_train']} digits.")  # fmt: skip
     show = ctx.yard[ctx.yard.scope != "bin"].assign(predictor=lambda d: d.predictor.map(lambda p: NAMES[str(p)]))
     doc.table(show, max_rows=60)

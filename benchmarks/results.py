@@ -28,13 +28,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analysis.baselines import NAMES, REFERENCES  # noqa: E402
 from analysis.compare import verdicts  # noqa: E402
 from analysis.doc import fmt, md_table  # noqa: E402
 from analysis.findings import collect as collect_findings  # noqa: E402
 from analysis.findings_doc import render as render_findings  # noqa: E402
 from analysis.perf_doc import perf_text  # noqa: E402
-from seqsum.config import LOSSES  # noqa: E402
 from seqsum.files import write_csv, write_json, write_text  # noqa: E402
+from study.family import family_order  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/results.py"
 # What --collect copies from STUDY/report/tables/ (a few KB each)
@@ -68,31 +69,35 @@ class Comparison:
         return md_table(wide.rename(columns={"n_seeds": "seeds"}))
 
     def ordered(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Tasks in the study's order, families in LOSSES order (mse, log, classify), stable otherwise."""
+        """Tasks in the study's order, families in family_order (mse, log, classify, each plain head first),
+        stable otherwise."""
         order = {t: i for i, t in enumerate(self.tasks())}
-        keys = df.task.map(order) * 100 + (df.family.map({f: i for i, f in enumerate(LOSSES)}) if "family" in df else 0)
+        keys = df.task.map(order) * 10_000 + (df.family.map(family_order) if "family" in df else 0)
         return df.iloc[keys.argsort(kind="stable")]
 
     def yardsticks_table(self) -> list[str]:
         y = self.t["baselines"]
         y = y[y.scope == "all"]
         rows = [
-            {"task": r.task, "predictor": r.predictor, "test exact": iv(r.exact, r.ci_low, r.ci_high),
-             "test MAE": r.mae, "test MSE": r.mse, "n": r.n}
+            {"task": r.task, "predictor": NAMES[r.predictor] if r.predictor in REFERENCES else r.predictor,
+             "test exact": iv(r.exact, r.ci_low, r.ci_high), "test MAE": r.mae, "test MSE": r.mse, "n": r.n}
             for r in y.itertuples()
         ]  # fmt: skip
         return md_table(pd.DataFrame(rows))
 
     def scoped_table(self, name: str, key: str) -> list[str]:
-        """Per length or per magnitude bin: each family's exact beside the reference's, with intervals."""
+        """Per length or per magnitude bin: each family's exact beside each reference's (the run-stack one, and
+        the strong one when the data has it), with intervals, and the share of each."""
         d = self.ordered(self.t[name])
-        rows = [
-            {"task": r.task, "family": r.family, key: getattr(r, key), "n": r.n,
-             "exact": iv(r.exact, r.ci_low, r.ci_high),
-             "reference": iv(r.reference, r.reference_ci_low, r.reference_ci_high),
-             "share of reference": f"{r.share_of_reference:.0%}" if pd.notna(r.share_of_reference) else "-"}
-            for r in d.itertuples()
-        ]  # fmt: skip
+        rows = []
+        for r in d.to_dict("records"):
+            row = {"task": r["task"], "family": r["family"], key: r[key], "n": r["n"],
+                   "exact": iv(r["exact"], r["ci_low"], r["ci_high"])}  # fmt: skip
+            for ref in (x for x in REFERENCES if x in d):
+                row[NAMES[ref]] = iv(r[ref], r[f"{ref}_ci_low"], r[f"{ref}_ci_high"])
+                share = r.get(f"share_of_{ref}")
+                row[f"share of {NAMES[ref]}"] = f"{share:.0%}" if pd.notna(share) else "-"
+            rows.append(row)
         return md_table(pd.DataFrame(rows))
 
     def claims(self) -> list[str]:
@@ -107,18 +112,20 @@ class Comparison:
         c = self.t["comparison"]
         return c[(c.task == task) & (c.metric == EXACT)].sort_values("mean", ascending=False).iloc[0]
 
-    def reference(self, task: str) -> pd.Series:
+    def reference(self, task: str, predictor: str = "reference") -> pd.Series | None:
         y = self.t["baselines"]
-        return y[(y.task == task) & (y.scope == "all") & (y.predictor == "reference")].iloc[0]
+        y = y[(y.task == task) & (y.scope == "all") & (y.predictor == predictor)]
+        return None if y.empty else y.iloc[0]
 
     def summary_lines(self) -> list[str]:
-        """README's findings paragraph: the best family per task beside the reference, and the claims."""
+        """README's findings paragraph: the best family per task beside the references, and the claims."""
         lines = []
         for task in self.tasks():
-            b, r = self.best(task), self.reference(task)
+            b = self.best(task)
+            refs = [(NAMES[p], self.reference(task, p)) for p in REFERENCES]
             lines.append(
                 f"{task}: best test exact {b.family} {iv(b['mean'], b.ci_low, b.ci_high)} over {b.n_seeds} seeds; "
-                f"the pipeline reference {iv(r.exact, r.ci_low, r.ci_high)}"
+                + "; ".join(f"the {name} {iv(r.exact, r.ci_low, r.ci_high)}" for name, r in refs if r is not None)
             )
         return lines + [v for v in self.claims() if "beats" in v and EXACT in v]
 
@@ -137,12 +144,12 @@ def section(name: str, title: str, pending: str) -> tuple[list[str], Comparison 
         "",
     ]
     out += cmp.metrics_table()
-    out += ["**Baselines and the reference** on the same test sequences (Wilson 95% intervals):", ""]
+    out += ["**Baselines and the references** on the same test sequences (Wilson 95% intervals):", ""]
     out += cmp.yardsticks_table()
     out += ["**What the intervals support** (a family 'beats' another only where the intervals separate):", ""]
     out += [f"- {line}" for line in cmp.claims()] + [""]
     if "per_length" in cmp.t:
-        out += ["**Per length** (exact; the reference on the same sequences):", ""] + cmp.scoped_table(
+        out += ["**Per length** (exact; the references on the same sequences):", ""] + cmp.scoped_table(
             "per_length", "length"
         )
     if "by_bin" in cmp.t:
@@ -176,7 +183,7 @@ def render() -> tuple[str, list[str]]:
         "Every number on this page is written by the command on its first line from the summaries committed in",
         "`docs/data/`; each section names the commands that measured them. Compared numbers carry their seeds and a",
         "95% interval: across seeds a bootstrap interval of the mean, for one exact-match rate a Wilson interval.",
-        "[REPORT.md](REPORT.md) explains how to read intervals, baselines and the reference; the embedded digits",
+        "[REPORT.md](REPORT.md) explains how to read intervals, baselines and the references; the embedded digits",
         "(`mnist5k`: 4,000 training, 500 validation, 500 test images) are the data unless a section says otherwise.",
         "",
     ]

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from seqsum.config import LOSSES, TASKS, ConfigError, _is_int, _is_number
 from seqsum.files import NAME_MAX
 
-from .space import ALIASES, contains, corners, params_to_run, space_problems
+from .family import parse_family
+from .space import ALIASES, contains, corners, identity_names, params_to_run, space_problems
 
 if TYPE_CHECKING:
     from .config import How, StudyConfig, Where
@@ -80,6 +81,17 @@ def _what_problems(c: StudyConfig) -> list[str]:
         bad = [x for x in w.space[k].get("choices") or [] if x not in LOSSES]
         if bad:
             p.append(f"unknown loss {bad[0]!r} in the space; allowed: {', '.join(LOSSES)}")
+    identity = identity_names(w.space)
+    if "family" in w.space:
+        others = [n for n in identity if n != "family"]
+        if others:
+            p.append(f"the space names family and {others[0]}; family sets the loss, head and bottleneck: keep one")
+        for f in w.space["family"].get("choices") or []:
+            try:
+                parse_family(f)
+            except ConfigError as e:
+                p.append(f"search parameter 'family': {e}")
+                break
     if p:
         return p
     try:  # the base and every corner of the space must make a valid RunConfig
@@ -91,6 +103,7 @@ def _what_problems(c: StudyConfig) -> list[str]:
             params_to_run(base, point)
         except ConfigError as e:
             return [f"invalid run config in the study at {point}: {e}"]
+    p += c._reachable[1]  # every loss x head x bottleneck the sampler can reach must be a valid run config
     if base.train.device == "cuda" and c.where.gpus_per_trial == 0:
         p.append("what.base sets train.device=cuda but where.gpus_per_trial is 0; give --gpus-per-trial > 0")
     if not p and w.points:

@@ -47,6 +47,7 @@ import yaml
 from seqsum.config import TASKS, ConfigError, RunConfig, read_config_text, yaml_load
 
 from . import checks
+from .family import family_of, reachable
 from .space import ALIASES, SEED_POINT, active, contains, ordered, params_to_run
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -155,32 +156,35 @@ class StudyConfig:
         """The RunConfig every trial of `task` starts from (built once per StudyConfig)."""
         return self._base_runs[task]
 
-    @property
-    def loss_key(self) -> str | None:
-        """The space's name for the loss family ('loss' or 'train.loss'), None if the loss is not searched."""
-        return next((k for k in self.what.space if ALIASES.get(k, k) == "train.loss"), None)
+    @cached_property
+    def _reachable(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """({family: the first identity assignment reaching it}, problems): see study.family.reachable."""
+        task = self.what.tasks[0]
+        return reachable(self.what.space, lambda point: self.run_config(task, point))
 
     def families(self) -> list[str]:
-        """The loss families this study searches (the base config's loss when the space has none)."""
-        key = self.loss_key
-        spec = self.what.space.get(key, {}) if key else {}
-        if "choices" in spec:
-            return list(dict.fromkeys(spec["choices"]))
-        return [self.base_run(self.what.tasks[0]).train.loss]
+        """The families this study searches (study.family: the loss with its head and bottleneck, e.g.
+        'classify', 'classify+exact', 'mse+nmu'), in the space's order; the base config's when the space
+        searches none of them."""
+        return list(self._reachable[0]) or [family_of(self.base_run(self.what.tasks[0]))]
+
+    def family_of_point(self, point: dict[str, Any]) -> str:
+        """The family a (completed) point of the space trains."""
+        return family_of(self.run_config(self.what.tasks[0], point))
 
     def first_points(self) -> list[dict[str, Any]]:
         """Points enqueued before the sampler: the original post's model (if asked and it fits), the
-        designed `what.points` (each completed from the base config), then one point per loss family not
-        yet covered (its other parameters left to the sampler)."""
+        designed `what.points` (each completed from the base config), then one point per family not yet
+        covered (its loss, head and bottleneck set; its other parameters left to the sampler)."""
         points = []
         seed = self.seed_point() if self.what.enqueue_seed else None
         if seed:
             points.append(seed)
         points += [self.complete_point(p) for p in self.what.points]
-        key = self.loss_key
-        if key and "choices" in self.what.space[key]:
-            covered = {p.get(key) for p in points}
-            points += [{key: f} for f in self.families() if f not in covered]
+        reach = self._reachable[0]
+        if reach:
+            covered = {self.family_of_point(p) for p in points}
+            points += [dict(p) for f, p in reach.items() if f not in covered]
         return points
 
     def complete_point(self, point: dict[str, Any]) -> dict[str, Any]:

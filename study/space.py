@@ -1,7 +1,8 @@
 """The search space: parameter specs, their validation, Optuna define-by-run, and applying a point to a RunConfig.
 
 A space maps a name to `{choices: [...]}` or `{low: .., high: .., log: bool}` (integers when both bounds are),
-with an optional `role` (scientific | nuisance) and `when: {other: value}` (conditional). A name is a
+with an optional `role` (scientific | nuisance) and `when: {other: value}` (conditional; `{other: [a, b]}`:
+when it is any of them). A name is a
 shorthand from PARAMS or any RunConfig key written as section.field ("model.dropout", "train.loss"), so a
 new config switch needs no code here.
 """
@@ -13,6 +14,8 @@ from typing import Any
 
 from seqsum.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
+from .family import parse_family
+
 ROLES = ("scientific", "nuisance")
 
 # Searchable parameters and how each maps onto a RunConfig. Width/depth build layer lists:
@@ -23,6 +26,7 @@ PARAMS: dict[str, str] = {
     "gru_depth": "number of GRU layers (int >= 1)",
     "gru_width": "hidden size of the first GRU layer; halves per layer (int >= 1)",
     "loss": "loss family: mse | log | classify",
+    "family": "the search arm: a loss with its bottleneck and head (study.family), e.g. classify, classify+exact",
     "standardize": "mse only: regress the standardized value (bool)",
     "activation": "conv activation: tanh | relu",
     "lr": "learning rate (float > 0)",
@@ -59,7 +63,10 @@ SEED_POINT = {
     "batch_size": 32,
     "dropout": 0.2,
     "optimizer": "rmsprop",
+    "family": "mse",
 }
+# The run config keys a family stands for (study.family): a space names them or `family`, never both.
+IDENTITY_KEYS = ("train.loss", "model.bottleneck", "model.head")
 
 
 def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
@@ -77,8 +84,16 @@ def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
         depth = params.get("gru_depth", len(m.gru_hidden))
         width = params.get("gru_width", m.gru_hidden[0])
         o["model.gru_hidden"] = [max(1, width // 2**i) for i in range(depth)]
+    if "family" in params:
+        o.update(parse_family(params["family"]))
     o.update({ALIASES.get(k, k): v for k, v in params.items() if k in ALIASES or "." in k})
     return base.replace(o)
+
+
+def identity_names(space: dict[str, Any]) -> list[str]:
+    """The space's parameters that decide a trial's family (`family`, the loss, model.bottleneck,
+    model.head), in ordered() order."""
+    return [n for n in ordered(space) if n == "family" or ALIASES.get(n, n) in IDENTITY_KEYS]
 
 
 def ordered(space: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -153,7 +168,12 @@ def _is_int(spec: dict[str, Any]) -> bool:
 
 
 def active(spec: dict[str, Any], chosen: dict[str, Any]) -> bool:
-    return all(chosen.get(k) == v for k, v in (spec.get("when") or {}).items())
+    """Whether every `when` condition holds: {other: value}, or {other: [value, ...]} for any of them."""
+    return all(_matches(chosen.get(k), v) for k, v in (spec.get("when") or {}).items())
+
+
+def _matches(value: Any, want: Any) -> bool:
+    return value == want or (isinstance(want, list) and value in want)
 
 
 def contains(spec: dict[str, Any], value: Any) -> bool:
@@ -220,10 +240,12 @@ def _when_problems(name: str, when: Any, space: dict[str, Any]) -> list[str]:
             why = "itself" if k == name else f"{k!r}, which is not in the space"
             p.append(f"search parameter {name!r} is conditional on {why}")
         elif isinstance(space[k], dict) and "choices" in space[k] and isinstance(space[k]["choices"], list):
-            if v not in space[k]["choices"]:
-                p.append(
-                    f"search parameter {name!r} is conditional on {k}={v!r}, which is not among {space[k]['choices']!r}"
-                )
+            choices = space[k]["choices"]
+            wanted = v if isinstance(v, list) and v not in choices else [v]
+            bad = [x for x in wanted if x not in choices]
+            if bad or not wanted:
+                p.append(f"search parameter {name!r} is conditional on {k}={v!r}, which is not among {choices!r}"
+                         + (" (a list means any of its values)" if isinstance(v, list) else ""))  # fmt: skip
     return p
 
 

@@ -29,17 +29,29 @@ from seqsum.train import TrainResult, load_checkpoint, save_checkpoint, train
 
 from .collect import PARAMS
 from .config import StudyConfig
-
-FAIL_ONCE_ENV = "SEQSUM_FAIL_ONCE"  # fault injection for tests: a marker file; the first trial to see it missing raises
+from .family import family_of
 
 
 def run_trial(
-    config: dict[str, Any], study: StudyConfig, task: str | None, pools: Pools, sets: EvalSets | None = None
+    config: dict[str, Any],
+    study: StudyConfig,
+    task: str | None,
+    pools: Pools,
+    sets: EvalSets | None = None,
+    finished: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    """One trial. `finished` (trial_id -> its last report, study.collect.finished_runs) names the trials
+    whose run folder the driver already holds complete: such a trial, restored by Tune as unfinished
+    after a driver died, reports its end again and neither trains nor writes anything."""
     from ray import tune
 
     started = time.time()
     logging.getLogger("ray").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
+    ctx = tune.get_context()
+    done = (finished or {}).get(ctx.get_trial_id())
+    if done is not None:
+        tune.report(dict(done))
+        return
     point = config.get("_rerun")
     if point:
         cfg = study.replicate_run(point)
@@ -52,11 +64,10 @@ def run_trial(
     else:
         cfg = study.run_config(task, dict(config))
         identity = {"kind": "search", "params": dict(config)}
-    ctx = tune.get_context()
     info = {
         "task": cfg.train.task,
         "trial_id": ctx.get_trial_id(),
-        "family": cfg.train.loss,
+        "family": family_of(cfg),
         "seed": cfg.train.seed,
         **identity,
         "status": "running",
@@ -85,10 +96,6 @@ def run_trial(
             write_json(Path(d) / PARAMS, info)
             tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(d))
         harness["checkpoint_seconds"] += time.perf_counter() - t0
-        marker = os.environ.get(FAIL_ONCE_ENV)
-        if marker and not Path(marker).exists():
-            Path(marker).write_text(info["trial_id"])
-            raise RuntimeError(f"injected failure ({FAIL_ONCE_ENV}) after epoch {metrics['epoch']}")
 
     result = train(cfg, pools, report=report, resume=resume, sets=sets)
     # A trial resumed from its final checkpoint trains nothing: its last epoch is the checkpoint's.

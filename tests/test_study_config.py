@@ -245,11 +245,14 @@ def _with_points(points, num_samples=None, **space):
 
 
 def test_designed_points_are_the_base_with_their_changes_enqueued_first():
-    cfg = _with_points([{}, {"data.balance": "target"}, {"train.loss": "mse", "model.head": "nmu"}])
-    control, balanced, nmu = cfg.first_points()
+    cfg = _with_points([{}, {"data.balance": "target"}, {"train.loss": "mse", "model.head": "nmu"}], num_samples=4)
+    control, balanced, nmu, dense = cfg.first_points()
     assert control == {"train.loss": "classify", "data.balance": "none", "data.holdout": "none"}
     assert balanced == {**control, "data.balance": "target"}
     assert nmu == {"train.loss": "mse", "data.balance": "none", "data.holdout": "none", "model.head": "nmu"}
+    # the family no point covers (mse with the dense head) is enqueued once, its head set, the rest sampled
+    assert dense == {"train.loss": "mse", "model.head": "dense"}
+    assert cfg.families() == ["classify", "mse", "mse+nmu"]
     # the control is exactly the base run: 'none' holdout is the empty holdout, and the default sampling path
     assert cfg.run_config("product", control).replace({"data.holdout": []}) == cfg.base_run("product").replace(
         {"data.holdout": []}
@@ -265,7 +268,7 @@ def test_designed_points_are_the_base_with_their_changes_enqueued_first():
     [
         ([{"model.dropout": 0.1}], None, r"what.points #1 names 'model.dropout', which is not in the space"),
         ([{"data.balance": "uniform"}], None, r"what.points #1 names data.balance='uniform', which is outside"),
-        ([{}, {}, {}], 2, r"how.num_samples=2 is below the 4 points enqueued first"),
+        ([{}, {}, {}], 2, r"how.num_samples=2 is below the 5 points enqueued first"),
         (["control"], None, r"what.points #1 must be a mapping"),
         ([{"model.head": "nmu"}], None, r"names 'model.head', which applies only when"),  # nmu needs mse
     ],
