@@ -27,6 +27,9 @@ OUTPUTS = ("last", "every_step")  # model.outputs: the value after the last digi
 MAX_EPOCHS = 100_000  # train.epochs beyond this is a typo, not a run that would ever end
 HEADS = ("dense", "nau", "nmu")  # model.head: a linear layer on the GRU | a neural arithmetic unit over time
 HEAD_LOSSES = ("mse", "log")  # the losses an arithmetic head (a value, not classes) supports
+SPARSITY_SHAPES = ("squared", "linear")  # train.sparsity_shape: W^2 (1 - W)^2 | the paper's min(|W|, |1 - W|)
+ACCUMULATORS = ("learned", "solved")  # model.accumulator: the unit's weights learned | fixed at the solution
+ALL_DIGITS = tuple(range(10))  # data.digits default: sequences draw from every digit
 MAX_TUPLE_LEN = 6  # balance / holdout / class_weight enumerate the 10^L digit tuples of every training length
 MAX_SEED = 2**62  # seeds are 0 .. 2^62 - 1: torch.manual_seed takes them, and split_seed + 1,000,003 too
 MAX_CLASSIFY_PRODUCT_LEN = 30  # 246,017 classes, enumerated in ~5 s; the count grows ~ length^4, the time ~ length^5
@@ -56,6 +59,7 @@ class DataConfig:
     balance: str = "none"  # none | target: training targets uniform within each length (seqsum.sampling)
     holdout: Any = ()  # [] | [[a, b], ...] (order-free) | "random:F": digit pairs no training sequence contains
     train_images: int | None = None  # use a seeded subset of N training-pool images (learning curves); null = all
+    digits: tuple[int, ...] = ALL_DIGITS  # the digits sequences draw from (e.g. 1..9 as the NAU paper's products)
 
     @property
     def test_max_len(self) -> int:
@@ -73,6 +77,8 @@ class ModelConfig:
     dropout: float = 0.2  # before the head (dense only)
     outputs: str = "last"  # last | every_step: predict the running value after every digit, loss on every step
     head: str = "dense"  # dense | nau | nmu: an arithmetic unit over per-step CNN digit features (no GRU)
+    # nau/nmu: learned | solved: the unit fixed at its solution (h + x, h * x), the NAU paper's reference model
+    accumulator: str = "learned"
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,10 @@ class TrainConfig:
     class_weight: str = "none"  # none | inverse_frequency: weight each sequence's loss by 1 / p(its target)
     precision: str = "auto"  # fp32 | bf16 | auto: bf16 autocast (fp32 weights and optimizer state); see PRECISIONS
     sparsity: float = 1.0  # nau/nmu: weight of the sparsity regulariser at the end of its ramp (0.2 -> 0.6 of training)
+    # nau/nmu: the sparsity regulariser's shape: squared mean(W^2 (1 - |W|)^2) | linear mean(min(|W|, |1 - |W||)),
+    # the paper's (its code's regualizer_shape); see seqsum.heads
+    sparsity_shape: str = "squared"
+    rz: float = 0.0  # nau/nmu: weight of the paper's R_z regulariser (not ramped; the paper's NMU: 1); 0 = off
 
 
 @dataclass(frozen=True)
@@ -263,6 +273,8 @@ def _problems(c: RunConfig) -> list[str]:
     _choice(p, "train.precision", t.precision, PRECISIONS)
     _choice(p, "model.outputs", m.outputs, OUTPUTS)
     _choice(p, "model.head", m.head, HEADS)
+    _choice(p, "model.accumulator", m.accumulator, ACCUMULATORS)
+    _choice(p, "train.sparsity_shape", t.sparsity_shape, SPARSITY_SHAPES)
     _mechanism_problems(p, d, m, t)
     if not (_is_int(d.max_len) and d.max_len >= 1):
         p.append(f"max_len must be an integer >= 1, got {d.max_len!r}")
@@ -319,14 +331,18 @@ def _problems(c: RunConfig) -> list[str]:
 
 def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainConfig) -> None:
     """The issue-12 switches: holdout, train_images, sparsity, which losses a head takes, enumeration limits."""
+    from .digits import digits_problem
     from .sampling import longest_free_length, parse_holdout
 
+    bad_digits = digits_problem(d.digits)
+    if bad_digits:
+        p.append(bad_digits)
     try:
         pairs = parse_holdout(d.holdout, d.split_seed if _is_int(d.split_seed) else 0)  # the pairs training holds out
     except (ValueError, TypeError) as e:
         p.append(f"data.holdout: {e}")
         pairs = ()
-    longest = longest_free_length(pairs)
+    longest = longest_free_length(pairs, ALL_DIGITS if bad_digits else d.digits)
     if _is_int(d.max_len) and d.max_len > longest:
         p.append(
             f"data.holdout {d.holdout!r} leaves no training sequence of length {longest + 1} (each holds a "
@@ -336,6 +352,10 @@ def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainCon
         p.append(f"data.train_images must be an integer >= 10 or null (all), got {d.train_images!r}")
     if not (_is_number(t.sparsity) and t.sparsity >= 0):
         p.append(f"train.sparsity must be a finite number >= 0, got {t.sparsity!r}")
+    if not (_is_number(t.rz) and t.rz >= 0):
+        p.append(f"train.rz must be a finite number >= 0, got {t.rz!r}")
+    if m.accumulator == "solved" and m.head not in ("nau", "nmu"):
+        p.append(f"model.accumulator solved fixes an arithmetic unit: it needs model.head nau or nmu, got {m.head!r}")
     if m.head in ("nau", "nmu") and t.loss not in HEAD_LOSSES:
         p.append(f"model.head {m.head} predicts a value: loss must be one of {', '.join(HEAD_LOSSES)}, got {t.loss!r}")
     if m.head in ("nau", "nmu") and t.standardize is True:

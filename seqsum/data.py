@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ConfigError, DataConfig
+from .config import ALL_DIGITS, ConfigError, DataConfig
+from .digits import restrict_pool
 from .sampling import contains_pair, parse_holdout
 
 # File stems of the four MNIST IDX files; both torchvision's names and the common dotted variant.
@@ -192,19 +193,19 @@ def make_pools(digits: Digits, cfg: DataConfig) -> Pools:
             f"{n} digit images are too few to split with valid_frac={cfg.valid_frac}, test_frac={cfg.test_frac}"
         )
     test, valid, train = perm[:n_test], perm[n_test : n_test + n_valid], perm[n_test + n_valid :]
-    _test_images_by_digit(digits.labels[test], test, cfg.pairs_per_cell)  # the pair grid fits: fail before writing
+    _test_images_by_digit(digits.labels[test], test, cfg.pairs_per_cell, cfg.digits)  # the pair grid fits
     return Pools(
         digits.images, digits.labels, train.sort().values, valid.sort().values, test.sort().values, digits.source
     )
 
 
-def _check_every_digit(test_labels: torch.Tensor) -> None:
-    """The 10x10 pair grid draws every digit from the test pool: all ten must be there."""
-    missing = sorted(set(range(10)) - set(test_labels.tolist()))
+def _check_every_digit(test_labels: torch.Tensor, digits: tuple[int, ...] = ALL_DIGITS) -> None:
+    """The pair grid draws every digit of data.digits from the test pool: all of them must be there."""
+    missing = sorted(set(digits) - set(test_labels.tolist()))
     if missing:
         raise ConfigError(
             f"the test pool ({len(test_labels)} images) has no image of digit(s) {missing}; "
-            "the pair grid needs all ten: use more digit images or a larger test_frac"
+            "the pair grid needs every digit of data.digits: use more digit images or a larger test_frac"
         )
 
 
@@ -249,12 +250,17 @@ def sample(
     max_len: int,
     gen: torch.Generator,
     device: torch.device | str | None = None,
+    digits: tuple[int, ...] = ALL_DIGITS,
 ) -> Sequences:
-    """n sequences with lengths uniform in min_len..max_len, images drawn with replacement from `pool`.
+    """n sequences with lengths uniform in min_len..max_len, images drawn with replacement from the images
+    of `pool` that show one of `digits` (data.digits; all of `pool` for all ten).
 
     Drawn on the CPU from the CPU generator `gen`, then moved to `device` (default: the images' device)."""
     cpu_generator(gen)
-    pool, labels = pool.cpu(), pools.labels.cpu()
+    labels = pools.labels.cpu()
+    pool = restrict_pool(pool.cpu(), labels, digits)
+    if not len(pool):
+        raise ConfigError(f"the pool has no image of data.digits {list(digits)}; use more digit images")
     lengths = torch.randint(min_len, max_len + 1, (n,), generator=gen)  # (n,)
     pick = torch.randint(0, len(pool), (n, max_len), generator=gen)  # (n, T)
     idx = pool[pick]  # (n, T)
@@ -264,33 +270,42 @@ def sample(
 
 
 def pair_grid_sequences(
-    pools: Pools, per_cell: int, gen: torch.Generator, device: torch.device | str | None = None
+    pools: Pools,
+    per_cell: int,
+    gen: torch.Generator,
+    device: torch.device | str | None = None,
+    digits: tuple[int, ...] = ALL_DIGITS,
 ) -> Sequences:
-    """Length-2 test sequences for the 10x10 pair grid: for every (a, b) of digits, `per_cell` distinct
-    ordered pairs (i, j) of test-pool images of a and b (no image pair repeats within a cell).
+    """Length-2 test sequences for the pair grid (10x10 for all ten data.digits; a cell only for two allowed
+    digits): for every (a, b), `per_cell` distinct ordered pairs (i, j) of test-pool images of a and b (no
+    image pair repeats within a cell).
 
     Drawn on the CPU from `gen`; a cell with fewer than `per_cell` distinct image pairs raises ConfigError."""
     cpu_generator(gen)
     labels, test = pools.labels.cpu(), pools.test.cpu()
-    by_digit = _test_images_by_digit(labels[test], test, per_cell)
-    idx = torch.empty(10, 10, per_cell, 2, dtype=torch.long)
-    for a in range(10):
-        for b in range(10):
+    digits = sorted(digits)
+    by_digit = _test_images_by_digit(labels[test], test, per_cell, digits)
+    k = len(digits)
+    idx = torch.empty(k, k, per_cell, 2, dtype=torch.long)
+    for i, a in enumerate(digits):
+        for j, b in enumerate(digits):
             na, nb = len(by_digit[a]), len(by_digit[b])
             flat = _distinct(na * nb, per_cell, gen)  # (per_cell,) distinct indices into the na x nb pairs
-            idx[a, b, :, 0] = by_digit[a][flat // nb]
-            idx[a, b, :, 1] = by_digit[b][flat % nb]
-    idx = idx.reshape(-1, 2)  # (100 * per_cell, 2), cell (a, b) in rows (10 a + b) * per_cell ...
+            idx[i, j, :, 0] = by_digit[a][flat // nb]
+            idx[i, j, :, 1] = by_digit[b][flat % nb]
+    idx = idx.reshape(-1, 2)  # (k * k * per_cell, 2); all ten: cell (a, b) in rows (10 a + b) * per_cell ...
     lengths = torch.full((len(idx),), 2, dtype=torch.long)
     return Sequences(idx, lengths, labels[idx]).to(pools.device if device is None else device)
 
 
-def _test_images_by_digit(test_labels: torch.Tensor, test: torch.Tensor, per_cell: int) -> list[torch.Tensor]:
-    """Test-pool image indices per digit; ConfigError if a digit is missing or a cell cannot hold `per_cell`
-    distinct image pairs (the smallest cell is the rarest digit with itself)."""
-    _check_every_digit(test_labels)
-    by_digit = [test[test_labels == d] for d in range(10)]
-    n, d = min((len(x), d) for d, x in enumerate(by_digit))
+def _test_images_by_digit(
+    test_labels: torch.Tensor, test: torch.Tensor, per_cell: int, digits=ALL_DIGITS
+) -> dict[int, torch.Tensor]:
+    """Test-pool image indices per digit of `digits`; ConfigError if one is missing or a cell cannot hold
+    `per_cell` distinct image pairs (the smallest cell is the rarest digit with itself)."""
+    _check_every_digit(test_labels, tuple(digits))
+    by_digit = {d: test[test_labels == d] for d in sorted(digits)}
+    n, d = min((len(x), d) for d, x in by_digit.items())
     if n * n < per_cell:
         raise ConfigError(
             f"pairs_per_cell={per_cell} is more than cell ({d}, {d}) can hold: the test pool has {n} images of "
@@ -345,7 +360,7 @@ def eval_part(cfg: DataConfig) -> DataConfig:
 def eval_sets(pools: Pools, cfg: DataConfig, device: torch.device | str | None = None) -> EvalSets:
     """The fixed evaluation sequences of `cfg.split_seed`, drawn on the CPU, on `device` (default: the images')."""
     gen = torch.Generator().manual_seed(cfg.split_seed + 1_000_003)
-    valid = sample(pools, pools.valid, cfg.valid_size, cfg.min_len, cfg.max_len, gen, device)
-    test = sample(pools, pools.test, cfg.test_size, 1, cfg.test_max_len, gen, device)
-    pairs = pair_grid_sequences(pools, cfg.pairs_per_cell, gen, device)
+    valid = sample(pools, pools.valid, cfg.valid_size, cfg.min_len, cfg.max_len, gen, device, cfg.digits)
+    test = sample(pools, pools.test, cfg.test_size, 1, cfg.test_max_len, gen, device, cfg.digits)
+    pairs = pair_grid_sequences(pools, cfg.pairs_per_cell, gen, device, cfg.digits)
     return EvalSets(valid, test, pairs, parse_holdout(cfg.holdout, cfg.split_seed), cfg.max_len, eval_part(cfg))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .config import ALL_DIGITS
 from .data import EvalSets, Pools, Sequences, held_out_rows
 from .stats import wilson
 from .targets import ClassifyCodec, Codec, achievable_values, running_target, target
@@ -77,15 +78,16 @@ def evaluate(model, codec: Codec, pools: Pools, sets: EvalSets, task: str) -> Ev
     metrics.update({f"test/{k}": v for k, v in _frame_metrics(preds).items()})
     for length, g in preds.groupby("length"):
         metrics.update({f"test/len={length}/{k}": v for k, v in _frame_metrics(g).items()})
-    nine = pairs[(pairs.a == 9) & (pairs.b == 9)].iloc[0]
+    nine = pairs[(pairs.a == 9) & (pairs.b == 9)]  # absent when data.digits leaves 9 out
     metrics["pairs/exact"] = float(pairs.exact.mean())
-    metrics["pairs/9x9/exact"] = float(nine.exact)
+    metrics["pairs/9x9/exact"] = float(nine.exact.iloc[0]) if len(nine) else float("nan")
     if sets.holdout:
         _held_out(preds, pairs, sets, metrics)
     if getattr(model, "outputs", "last") == "every_step":
         metrics.update(step_metrics(model, codec, pools, sets.test, task))
     if sets.train_max_len is not None and preds.length.max() > sets.train_max_len:
-        _extrapolation(preds, codec, sets.train_max_len, task, metrics)
+        digits = sets.drawn_for.digits if sets.drawn_for is not None else ALL_DIGITS
+        _extrapolation(preds, codec, sets.train_max_len, task, metrics, digits)
     return Evaluation(preds, per_target_table(preds), pairs, metrics)
 
 
@@ -119,7 +121,9 @@ def step_metrics(model, codec: Codec, pools: Pools, seqs: Sequences, task: str) 
     return out
 
 
-def _extrapolation(preds: pd.DataFrame, codec: Codec, train_max_len: int, task: str, metrics: dict[str, Any]) -> None:
+def _extrapolation(
+    preds: pd.DataFrame, codec: Codec, train_max_len: int, task: str, metrics: dict[str, Any], digits=ALL_DIGITS
+) -> None:
     """Test lengths beyond training: listed; a classifier's unreachable share per length (targets that are
     no class it was trained on: outside its class set or not achievable at the training lengths)."""
     lengths = sorted(int(v) for v in preds.length.unique())
@@ -127,7 +131,7 @@ def _extrapolation(preds: pd.DataFrame, codec: Codec, train_max_len: int, task: 
     metrics["extrapolated_lengths"] = [n for n in lengths if n > train_max_len]
     if not isinstance(codec, ClassifyCodec):
         return
-    trained = set(achievable_values(task, train_max_len)) & set(codec.values.long().tolist())
+    trained = set(achievable_values(task, train_max_len, tuple(digits))) & set(codec.values.long().tolist())
     for length, g in preds.groupby("length"):
         metrics[f"test/len={length}/unreachable"] = float((~g.target.isin(trained)).mean())
 

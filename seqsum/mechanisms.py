@@ -27,14 +27,14 @@ def holdout_pairs(cfg: RunConfig) -> tuple[tuple[int, int], ...]:
 
 def tuple_sampler(cfg: RunConfig) -> TupleSampler:
     d = cfg.data
-    return TupleSampler(cfg.train.task, d.min_len, d.max_len, d.balance, holdout_pairs(cfg))
+    return TupleSampler(cfg.train.task, d.min_len, d.max_len, d.balance, holdout_pairs(cfg), d.digits)
 
 
 def training_draw(cfg: RunConfig, pools: Pools) -> Draw:
     """gen -> one epoch's training sequences (data.train_size of them), on the images' device."""
     d = cfg.data
     if d.balance == "none" and not d.holdout:
-        return lambda gen: sample(pools, pools.train, d.train_size, d.min_len, d.max_len, gen)
+        return lambda gen: sample(pools, pools.train, d.train_size, d.min_len, d.max_len, gen, digits=d.digits)
     sampler = tuple_sampler(cfg)
 
     def draw(gen: torch.Generator) -> Sequences:
@@ -78,7 +78,7 @@ def subset_train_pool(pools: Pools, cfg: RunConfig) -> Pools:
         )
     perm = torch.randperm(len(pools.train), generator=torch.Generator().manual_seed(cfg.data.split_seed + 7))
     train = pools.train.cpu()[perm[:n]].sort().values
-    missing = sorted(set(range(10)) - set(pools.labels.cpu()[train].tolist()))
+    missing = sorted(set(cfg.data.digits) - set(pools.labels.cpu()[train].tolist()))
     if missing:
         raise ConfigError(
             f"data.train_images={n}: the subset has no image of digit(s) {missing}; use more training images"

@@ -67,7 +67,7 @@ class CnnGru(nn.Module):
         self.outputs, self.kind = cfg.outputs, cfg.head
         if cfg.head != "dense":  # an arithmetic unit over time on the CNN features: no GRU, no dropout
             self.grus = nn.ModuleList()
-            self.head: nn.Module = ArithmeticHead(cfg.head, self.feat_dim)
+            self.head: nn.Module = ArithmeticHead(cfg.head, self.feat_dim, solved=cfg.accumulator == "solved")
             return
         grus, d_in = [], self.feat_dim
         for h in cfg.gru_hidden:

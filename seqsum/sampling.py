@@ -2,11 +2,12 @@
 (`data.holdout`).
 
 For a length L there are 10^L digit tuples (10,000 at L = 4). `TupleSampler` enumerates them once, drops
-every tuple that contains a held-out pair (any two of its positions), and gives each remaining tuple a
-weight: uniform (`balance: none`, every digit tuple equally likely) or 1 / (number of allowed tuples with
-the same target) (`balance: target`, every achievable target of that length equally likely). Lengths stay
-uniform in min_len..max_len. `pick_images` then draws, for every digit, a random image of that digit from
-the pool. All random draws use the CPU generator given, so the result does not depend on the device.
+every tuple that contains a held-out pair (any two of its positions) or a digit outside `data.digits`, and
+gives each remaining tuple a weight: uniform (`balance: none`, every digit tuple equally likely) or
+1 / (number of allowed tuples with the same target) (`balance: target`, every achievable target of that
+length equally likely). Lengths stay uniform in min_len..max_len. `pick_images` then draws, for every
+digit, a random image of that digit from the pool. All random draws use the CPU generator given, so the
+result does not depend on the device.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from itertools import combinations
 
 import torch
 
-from .config import BALANCES, MAX_TUPLE_LEN  # MAX_TUPLE_LEN: 10^6 tuples, the largest length enumerated
+from .config import ALL_DIGITS, BALANCES, MAX_TUPLE_LEN  # MAX_TUPLE_LEN: 10^6 tuples, the largest length enumerated
+from .digits import allowed_rows
 
 ALL_PAIRS = tuple((a, b) for a in range(10) for b in range(a, 10))  # the 55 unordered digit pairs
 
@@ -52,15 +54,15 @@ def parse_holdout(spec, seed: int = 0) -> tuple[tuple[int, int], ...]:
     return tuple(sorted(pairs))
 
 
-def longest_free_length(pairs: Iterable[tuple[int, int]]) -> float:
-    """The longest digit tuple that holds none of the (sorted) held-out `pairs`: unbounded while some (a, a)
-    is allowed (a, a, a, ...), else the most distinct digits no two of which form a held-out pair."""
-    held = set(pairs)
-    if any((a, a) not in held for a in range(10)):
+def longest_free_length(pairs: Iterable[tuple[int, int]], allowed: Iterable[int] = ALL_DIGITS) -> float:
+    """The longest tuple of `allowed` digits that holds none of the (sorted) held-out `pairs`: unbounded while
+    some (a, a) is allowed (a, a, a, ...), else the most distinct digits no two of which form a held-out pair."""
+    held, allowed = set(pairs), sorted(set(allowed))
+    if any((a, a) not in held for a in allowed):
         return math.inf
     best = 1
-    for mask in range(1, 1 << 10):
-        digits = [d for d in range(10) if mask >> d & 1]
+    for mask in range(1, 1 << len(allowed)):
+        digits = [d for i, d in enumerate(allowed) if mask >> i & 1]
         if len(digits) > best and not any(p in held for p in combinations(digits, 2)):
             best = len(digits)
     return best
@@ -91,7 +93,7 @@ def tuple_values(task: str, tuples: torch.Tensor) -> torch.Tensor:
 class TupleSampler:
     """Samples (digits, lengths) of training sequences under a balance rule and held-out pairs."""
 
-    def __init__(self, task: str, min_len: int, max_len: int, balance: str = "none", holdout=()):
+    def __init__(self, task: str, min_len: int, max_len: int, balance: str = "none", holdout=(), digits=ALL_DIGITS):
         if balance not in BALANCES:
             raise ValueError(f"unknown balance {balance!r}; allowed: {', '.join(BALANCES)}")
         self.task, self.max_len = task, max_len
@@ -99,7 +101,7 @@ class TupleSampler:
         self.tuples, self.weights = [], []
         for L in self.lengths:
             t = digit_tuples(L)
-            keep = ~contains_pair(t, holdout)
+            keep = ~contains_pair(t, holdout) & allowed_rows(t, tuple(digits))
             t = t[keep]
             if balance == "target":
                 v = tuple_values(task, t)

@@ -13,7 +13,8 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, DataConfig, TrainConfig
+from .config import ALL_DIGITS, ConfigError, DataConfig, TrainConfig
+from .digits import is_all, moments
 
 
 def target(task: str, digits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -40,31 +41,33 @@ def running_target(task: str, digits: torch.Tensor, lengths: torch.Tensor) -> to
 
 
 @cache
-def achievable_values(task: str, max_len: int) -> tuple[int, ...]:
-    """Every value the task can produce from 1..max_len digits, sorted."""
-    if task == "sum":
+def achievable_values(task: str, max_len: int, digits: tuple[int, ...] = ALL_DIGITS) -> tuple[int, ...]:
+    """Every value the task can produce from 1..max_len of `digits` (data.digits), sorted."""
+    if task == "sum" and is_all(digits):
         return tuple(range(9 * max_len + 1))
-    values = {0}
-    layer = set(range(10))
+    combine = (lambda v, d: v + d) if task == "sum" else (lambda v, d: v * d)
+    values = {0} if is_all(digits) else set()
+    layer = set(digits)
     values |= layer
     for _ in range(max_len - 1):
-        layer = {v * d for v in layer for d in range(10)}
+        layer = {combine(v, d) for v in layer for d in digits}
         values |= layer
     return tuple(sorted(values))
 
 
-def value_stats(task: str, min_len: int, max_len: int) -> tuple[float, float]:
-    """Mean and std of the target under uniform lengths and uniform digits (exact, for standardizing)."""
+def value_stats(task: str, min_len: int, max_len: int, digits: tuple[int, ...] = ALL_DIGITS) -> tuple[float, float]:
+    """Mean and std of the target under uniform lengths and uniform digits of `digits` (exact, for
+    standardizing); mu = E[d], s = E[d^2] (4.5 and 28.5 for all ten digits)."""
+    mu, s = moments(digits)
+    ls = range(min_len, max_len + 1)
     if task == "sum":
-        # E[sum | L] = 4.5 L, Var[sum | L] = 8.25 L
-        ls = range(min_len, max_len + 1)
-        m = sum(4.5 * k for k in ls) / len(ls)
-        m2 = sum(8.25 * k + (4.5 * k) ** 2 for k in ls) / len(ls)
+        # E[sum | L] = mu L, Var[sum | L] = (s - mu^2) L
+        m = sum(mu * k for k in ls) / len(ls)
+        m2 = sum((s - mu * mu) * k + (mu * k) ** 2 for k in ls) / len(ls)
     else:
-        # E[prod | L] = 4.5^L, E[prod^2 | L] = 28.5^L
-        ls = range(min_len, max_len + 1)
-        m = sum(4.5**k for k in ls) / len(ls)
-        m2 = sum(28.5**k for k in ls) / len(ls)
+        # E[prod | L] = mu^L, E[prod^2 | L] = s^L
+        m = sum(mu**k for k in ls) / len(ls)
+        m2 = sum(s**k for k in ls) / len(ls)
     return m, math.sqrt(max(m2 - m * m, 1e-12))
 
 
@@ -157,11 +160,11 @@ def make_codec(train: TrainConfig, data: DataConfig, head: str = "dense") -> Cod
         return ValueCodec(log=train.loss == "log")
     if train.loss == "mse":
         if train.standardize:
-            return MseCodec(*value_stats(train.task, data.min_len, data.max_len))
+            return MseCodec(*value_stats(train.task, data.min_len, data.max_len, data.digits))
         return MseCodec()
     if train.loss == "log":
         return LogCodec()
     if train.loss == "classify":
         # Cover the test lengths too, so extrapolated targets have a class.
-        return ClassifyCodec(achievable_values(train.task, data.test_max_len))
+        return ClassifyCodec(achievable_values(train.task, data.test_max_len, data.digits))
     raise ConfigError(f"unknown loss {train.loss!r}; allowed: mse, log, classify")

@@ -187,10 +187,10 @@ def train_epoch(
                 out = model(batch_images(pools, b), b.lengths)  # (B, out_dim)
         out = out.float()  # no-op in float32
         loss = codec.loss(out, v, x.weigh(v) if x.weigh is not None else None)
-        if x.sparsity:
+        if x.sparsity or x.rz:
             w = sparsity_weight(x.progress(steps / n_batches), scale=x.sparsity)
-            if w:
-                loss = loss + w * model.head.regularizer()
+            if w or x.rz:
+                loss = loss + model.head.penalty(w, x.rz, x.shape)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -212,6 +212,8 @@ class Extras:
     weigh: Callable[[torch.Tensor], torch.Tensor] | None = None
     sparsity: float = 0.0
     progress: Callable[[float], float] = lambda within_epoch: 0.0
+    rz: float = 0.0  # train.rz: the arithmetic head's R_z weight (not ramped)
+    shape: str = "squared"  # train.sparsity_shape
     on_batch: Callable[[Sequences], None] | None = None
 
 
@@ -271,7 +273,8 @@ def train(
     valid_target = target(t.task, sets.valid.digits, sets.valid.lengths)
     draw, every_step = training_draw(cfg, pools), cfg.model.outputs == "every_step"
     sparsity = t.sparsity if model.arithmetic else 0.0
-    extras = Extras(class_weights(cfg), sparsity, on_batch=on_batch)
+    rz = t.rz if model.arithmetic else 0.0
+    extras = Extras(class_weights(cfg), sparsity, rz=rz, shape=t.sparsity_shape, on_batch=on_batch)
     amp = autocast_dtype(t.precision, device)
     before, t0 = result.train_seconds, time.perf_counter()
     for epoch in range(start, t.epochs + 1):
