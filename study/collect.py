@@ -3,6 +3,10 @@
 A trial that ran to its end (or diverged) left the whole run folder in its last checkpoint; one that
 ASHA stopped or that errored left checkpoint.pt and params.json only, and the rest of its run folder
 is written here from the checkpoint, through the one run-folder writer (seqsum.results.write_run).
+
+A complete run folder (summary.json, and a status other than error in params.json) is final: it is never
+overwritten, and `finished_runs` hands the driver of a resumed experiment the trials that have one, so
+that a trial Tune restores as unfinished (a driver killed before Tune saved its end) is not trained again.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from seqsum.config import RunConfig
+from seqsum.config import ConfigError, RunConfig
 from seqsum.files import read_json, write_json
-from seqsum.results import write_run
+from seqsum.results import read_metrics, write_run
 from seqsum.train import load_checkpoint
 
 PARAMS = "params.json"
@@ -59,9 +63,39 @@ def collect_trial(root: Path, checkpoint, status: str, epoch: int | None = None)
             params=info,
         )
     out = Path(root) / info["task"] / info["trial_id"]
+    if is_complete(out):  # collected before (by the driver's callback, or before a restart): final
+        shutil.rmtree(tmp, ignore_errors=True)
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
+    return out
+
+
+def is_complete(run: Path) -> bool:
+    """Whether `run` is a collected run folder of a trial that ended for good (ok, stopped or diverged):
+    summary.json written, and params.json not marking an error (Tune may retry an errored trial)."""
+    try:
+        info = read_json(run / PARAMS) if (run / "summary.json").is_file() else None
+    except (OSError, ValueError, ConfigError):  # a damaged params.json: collected again
+        return False
+    return isinstance(info, dict) and info.get("status") not in (None, "error")
+
+
+def finished_runs(root: Path) -> dict[str, dict[str, Any]]:
+    """trial_id -> what the trial's last report was (its last epoch's metrics and its summary), for every
+    complete run folder root/<task>/<trial_id>/: what a restored trial reports instead of training again."""
+    out = {}
+    for run in sorted(Path(root).glob("*/*")):
+        if not run.is_dir() or not is_complete(run):
+            continue
+        history = read_metrics(run)
+        summary = read_json(run / "summary.json")
+        metrics = {**(history[-1] if history else {}), **{k: v for k, v in summary.items() if k != "status"}}
+        if summary.get("status") == "diverged":
+            metrics["status"] = "diverged"
+        metrics["already_collected"] = True
+        out[run.name] = metrics
     return out
 
 

@@ -24,7 +24,7 @@ from seqsum.results import check_clearable, clear_run_folder, is_run_folder
 from seqsum.stats import seed_interval
 
 from . import storage
-from .collect import collect_grid
+from .collect import collect_grid, finished_runs
 from .config import StudyConfig
 from .folder import STATE, load_study, read_state, write_state
 from .runner import check_base
@@ -220,7 +220,6 @@ def _run(place: storage.Place, cfg: StudyConfig, plan: dict[str, Any], pools) ->
     study_dir = place.local
     points = plan["points"]
     exp = place.tune_path(EXPERIMENT)
-    fn = trainable(cfg, pools, None)
     shown = sorted({(p["task"], p["family"], p["rank"]) for p in points})
     print(
         f"[rerun] {len(shown)} configs x {plan['seeds']} seeds = {len(points)} runs: "
@@ -229,8 +228,10 @@ def _run(place: storage.Place, cfg: StudyConfig, plan: dict[str, Any], pools) ->
     )
     if tune.Tuner.can_restore(exp):
         print(f"[rerun] restoring the Tune experiment {exp}", flush=True)
+        fn = trainable(cfg, pools, None, finished_runs(study_dir / "rerun"))  # these are not run again
         tuner = tune.Tuner.restore(exp, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
+        fn = trainable(cfg, pools, None)
         epochs = points[0]["epochs"]
         rec = Recorder("rerun", EXPERIMENT, len(points), epochs, cfg)
         tuner = tune.Tuner(

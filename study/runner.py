@@ -25,7 +25,7 @@ from seqsum.data import Pools, load_pools
 from seqsum.files import write_csv
 
 from . import storage
-from .collect import collect_grid
+from .collect import collect_grid, finished_runs
 from .config import StudyConfig
 from .folder import check_new_study_dir, create_study_dir, load_study, read_state, write_state
 from .optuna_bridge import check_storage, record_runs
@@ -134,12 +134,13 @@ def _run_task(place: storage.Place, cfg: StudyConfig, task: str, pools: Pools) -
 
     study_dir = place.local
     exp = place.tune_path(task)
-    fn = trainable(cfg, pools, task)
     epochs = cfg.base_run(task).train.epochs
     if tune.Tuner.can_restore(exp):
         print(f"[{task}] restoring the Tune experiment {exp}", flush=True)
+        fn = trainable(cfg, pools, task, finished_runs(study_dir / "trials"))  # these are not run again
         tuner = tune.Tuner.restore(exp, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
+        fn = trainable(cfg, pools, task)
         rec = Recorder("trials", task, cfg.how.num_samples, epochs, cfg, record=True)
         tuner = tune.Tuner(fn, tune_config=tune_config(cfg, task), run_config=run_config(place, cfg, task, [rec]))
     INTERRUPTED.clear()

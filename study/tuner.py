@@ -19,15 +19,16 @@ class Interrupted(Exception):
     """Ctrl-C or an unfinished experiment: the study is resumable."""
 
 
-def trainable(cfg: StudyConfig, pools: Pools, task: str | None):
+def trainable(cfg: StudyConfig, pools: Pools, task: str | None, finished: dict[str, dict] | None = None):
     """run_trial with the parsed study config, the digit pools and the base config's fixed evaluation sets
-    (drawn once here, sent to the workers once; a trial whose data differs draws its own)."""
+    (drawn once here, sent to the workers once; a trial whose data differs draws its own), and `finished`:
+    the trials whose run folders are complete (study.collect.finished_runs), never trained again."""
     from ray import tune
 
     from .trainable import run_trial
 
     sets = eval_sets(pools, cfg.base_run(task or cfg.what.tasks[0]).data)
-    fn = tune.with_parameters(run_trial, study=cfg, task=task, pools=pools, sets=sets)
+    fn = tune.with_parameters(run_trial, study=cfg, task=task, pools=pools, sets=sets, finished=finished or {})
     return tune.with_resources(fn, {"cpu": cfg.where.cpus_per_trial, "gpu": cfg.where.gpus_per_trial})
 
 

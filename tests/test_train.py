@@ -153,6 +153,54 @@ def test_checkpoints_hold_the_cpu_generator_state(pools, tmp_path):
     torch.Generator().set_state(g)  # loads into a CPU generator
 
 
+# A CUDA generator's state is 16 bytes (a Philox seed and offset), a CPU generator's the whole Mersenne
+# Twister (5,056 bytes): what an older seqsum that drew on the GPU left in a checkpoint.
+CUDA_GENERATOR_STATE = torch.zeros(16, dtype=torch.uint8)
+
+
+def test_resume_refuses_a_non_cpu_generator_state(pools):
+    states = []
+    train(tiny_config(train__epochs=1), pools, report=lambda m, s: states.append(s))
+    with pytest.raises(RuntimeError):
+        torch.Generator().set_state(CUDA_GENERATOR_STATE)  # what the refusal guards against
+    state = {**states[0], "generator": CUDA_GENERATOR_STATE.clone()}
+    with pytest.raises(ConfigError, match="not a CPU generator's.*train the run again"):
+        train(tiny_config(train__epochs=2), pools, resume=state)
+
+
+@pytest.mark.parametrize("loss", ["classify", "mse"])
+def test_class_weight_reaches_the_training_loss(pools, loss):
+    """Epoch 2 trains one batch from the same checkpoint with and without class weights: each run's
+    train/loss is that batch's loss at the checkpoint's weights, weighted per sequence exactly when
+    train.class_weight says so (and the two differ)."""
+    from seqsum.mechanisms import class_weights
+    from seqsum.train import batch_images
+
+    over = {"train__task": "product", "train__loss": loss, "train__precision": "fp32", "model__dropout": 0.0}
+    base = tiny_config(**over, train__epochs=1, train__batch_size=256)  # one batch per epoch (train_size 256)
+    states = []
+    train(base, pools, report=lambda m, s: states.append(s))
+    got = {}
+    for cw in ("none", "inverse_frequency"):
+        seen = []
+        cfg = base.replace({"train.class_weight": cw, "train.epochs": 2})
+        res = train(cfg, pools, resume={**states[0]}, on_batch=seen.append)
+        assert len(seen) == 1
+        got[cw] = (res.history[-1]["train/loss"], seen[0])
+    batch = got["none"][1]
+    assert torch.equal(batch.idx, got["inverse_frequency"][1].idx)  # the same batch
+    _, model, codec = model_from_checkpoint(states[0])
+    model.train()
+    with torch.no_grad():
+        out = model(batch_images(pools, batch), batch.lengths).float()
+    values = target("product", batch.digits, batch.lengths)
+    w = class_weights(base.replace({"train.class_weight": "inverse_frequency"}))(values)
+    assert not torch.allclose(w, torch.ones_like(w))
+    assert got["none"][0] == pytest.approx(codec.loss(out, values).item(), rel=1e-4)
+    assert got["inverse_frequency"][0] == pytest.approx(codec.loss(out, values, w).item(), rel=1e-4)
+    assert got["none"][0] != pytest.approx(got["inverse_frequency"][0], rel=1e-2)
+
+
 def test_checkpoint_round_trip(pools, tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
     res = train(
