@@ -15,7 +15,8 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;font-size:13px;margin:.5em 0 1em}
 th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
-figure{margin:1em 0}figcaption{font-size:13px;color:#555}code{background:#f5f5f5;padding:0 3px}"""
+figure{margin:1em 0}figcaption{font-size:13px;color:#555}code{background:#f5f5f5;padding:0 3px}
+nav{margin:.5em 0 1em;font-size:14px}table.summary td{white-space:nowrap}"""
 
 
 def fmt(v) -> str:
@@ -42,8 +43,14 @@ def md_table(df: pd.DataFrame) -> list[str]:
 
 
 def _inline(text: str) -> str:
-    """Escaped text with Markdown `code` spans as <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    """Escaped text with Markdown `code` spans as <code> and [links](#anchor) as <a>."""
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    return re.sub(r"\[([^\]]+)\]\((#[\w-]+)\)", r"<a href='\2'>\1</a>", out)
+
+
+def slug(text: str) -> str:
+    """A heading's anchor, as GitHub names it: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
 
 
 class Doc:
@@ -72,6 +79,13 @@ class Doc:
         end = next((i for i in heads if i > start), len(self.blocks))
         self.blocks.insert(end, ("ul", list(lines)))
 
+    def contents(self) -> None:
+        """A short contents list here: a link to every level-2 heading, filled in when rendered."""
+        self.blocks.append(("toc", None))
+
+    def _toc(self) -> list[str]:
+        return [f"[{b[1]}](#{slug(b[1])})" for kind, b in self.blocks if kind == "h" and b[0] == 2]
+
     def table(self, df: pd.DataFrame, max_rows: int = 40) -> None:
         if not df.empty:
             self.blocks.append(("table", df.head(max_rows)))
@@ -93,6 +107,8 @@ class Doc:
                 out += [b, ""]
             elif kind == "ul":
                 out += [f"- {line}" for line in b] + [""]
+            elif kind == "toc":
+                out += ["**Contents:** " + " · ".join(self._toc()), ""]
             elif kind == "table":
                 cells = [[fmt(v) for v in row] for row in b.itertuples(index=False)]
                 out += ["| " + " | ".join(map(str, b.columns)) + " |", "|" + " --- |" * len(b.columns)]
@@ -110,7 +126,9 @@ class Doc:
         ]
         for kind, b in self.blocks:
             if kind == "h":
-                out.append(f"<h{b[0]}>{e(b[1])}</h{b[0]}>")
+                out.append(f"<h{b[0]} id='{slug(b[1])}'>{e(b[1])}</h{b[0]}>")
+            elif kind == "toc":
+                out.append("<nav><b>Contents:</b> " + " · ".join(_inline(x) for x in self._toc()) + "</nav>")
             elif kind == "p":
                 out.append(f"<p>{_inline(b)}</p>")
             elif kind == "ul":

@@ -9,6 +9,7 @@ seqsum.files (temporary file, fsync, rename).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 from seqsum.config import ConfigError
 from seqsum.files import CorruptFile, read_json, write_csv, write_json, write_text, write_with
 
-from . import plots, sections, tables
+from . import first_screen, plots, sections, tables
 from .baselines import Setup, build_setups
 from .doc import Doc
 from .filters import compare_run, plot_filters
@@ -78,6 +79,9 @@ def build_report(study_dir: Path, out: Path | None = None, train_reference: bool
     before = claim(out)
     ctx = Ctx(study, out, train_reference)
     ctx.step(f"study {study.name!r}: {len(study.trials)} trial folders, {len(study.replicates)} replicates")
+    for note in study.notes:  # a damaged file the report leaves out is said where the user looks, too
+        if note.startswith("left out:"):
+            print(f"seqsum: warning: report {note}", file=sys.stderr, flush=True)
     doc = Doc(f"Sum vs product: study {study.name}")
     ctx.best = tables.best_trials(study)
     ctx.runs, ctx.source = compared_runs(study)
@@ -85,6 +89,8 @@ def build_report(study_dir: Path, out: Path | None = None, train_reference: bool
     ctx.save_table("epochs", study.epochs)
     ctx.save_table("best_trials", ctx.best)
     headline: list[str] = []
+    first = Doc(doc.title)
+    first.contents()
     section_overview(ctx, doc)
     if ctx.runs.empty:
         doc.p(
@@ -106,8 +112,10 @@ def build_report(study_dir: Path, out: Path | None = None, train_reference: bool
         section_search(ctx, doc)
         section_filters(ctx, doc)
     doc.bullets_at(SECTIONS[0], [f"Note: {n}" for n in study.notes])
+    first_screen.summary(ctx, first)
     if headline:
-        doc.blocks[0:0] = [("h", (2, "Key findings")), ("ul", headline)]
+        first.blocks += [("h", (2, "Key findings")), ("ul", headline)]
+    doc.blocks[0:0] = first.blocks
     write_text(out / "report.md", doc.markdown() + "\n")
     write_text(out / "index.html", doc.html(out))
     ctx.written += ["report.md", "index.html"]

@@ -67,13 +67,8 @@ def comparison(ctx: Ctx, doc: Doc, headline: list[str]) -> None:
         for family, g in c.groupby("family", sort=False):
             parts = [f"{r.metric} {describe(r['mean'], r.ci_low, r.ci_high, r.n_seeds, r['values'])}"
                      + _wilson(runs, task, family, r) for _, r in g.iterrows()]  # fmt: skip
-            ref = _overall(ctx, task, family).get("reference")
-            exact = g[g.metric == "test/exact"]
-            if ref is not None and not exact.empty and ref.exact > 0:
-                parts.append(f"test exact = {exact['mean'].iloc[0] / ref.exact:.0%} of the reference's {ref.exact:.3f}")
             lines.append(f"{task}, {family}: " + "; ".join(parts))
         doc.bullets(lines)
-        doc.bullets(_baseline_lines(ctx, task))
         ranked = verdicts(c)
         doc.bullets(ranked)
         headline += [f"{task}: {v}" for v in ranked if "beats" in v and "test/exact" in v]
@@ -100,7 +95,7 @@ def _wilson(runs: pd.DataFrame, task: str, family: str, r: pd.Series) -> str:
     return f", Wilson {_iv(lo[0], hi[0])} over its {int(run['test/n'])} test sequences"
 
 
-def _baseline_lines(ctx: Ctx, task: str) -> list[str]:
+def baseline_lines(ctx: Ctx, task: str) -> list[str]:
     out = []
     y = ctx.yard[(ctx.yard.task == task) & (ctx.yard.scope == "all")]
     for families, g in y.groupby("families", sort=False):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, RunConfig
+from .files import DiskFull
 from .flags import add_run_config_args, parse_set, refused_with_resume, run_config_from_args
 
 
@@ -144,6 +145,16 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _again(a: argparse.Namespace) -> str:
+    """How to continue after a full disk: `seqsum train` resumes from its last checkpoint."""
+    if getattr(a, "command", None) == "train":
+        run = a.resume or a.out
+        ckpt = Path(run) / "checkpoint.pt" if run and Path(run).is_dir() else None
+        if ckpt is not None and ckpt.is_file():
+            return f" (then: seqsum train --resume {run})"
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="seqsum", description="Sum vs product of handwritten digit sequences: train, study, report.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -177,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ConfigError) as e:
         print(f"seqsum: error: {e}", file=sys.stderr)
         return 2
+    except DiskFull as e:  # what was written before stays; the command can be run again once space is freed
+        print(f"seqsum: error: {e}{_again(a)}", file=sys.stderr)
+        return 1
     except OSError as e:  # a path the checks let through that the system refuses (e.g. a folder in /proc)
         where = f" {e.filename!r}" if e.filename else ""
         print(f"seqsum: error: cannot use{where}: {e.strerror or e}; choose another path", file=sys.stderr)

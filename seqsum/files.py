@@ -9,10 +9,12 @@ file and how to recover.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,20 +31,102 @@ class CorruptFile(ConfigError):
     """A file that exists but cannot be read back (truncated, not JSON, wrong shape)."""
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(Exception):
+    """A write the file system refused for want of space (ENOSPC) or quota (EDQUOT): one line naming the
+    folder, the file being written and the space left. The file's earlier version is untouched."""
+
+    def __init__(self, path: str | Path, why: int = errno.ENOSPC):
+        self.path = Path(path)
+        self.folder = self.path.parent
+        self.free = free_bytes(self.folder)
+        what = "no space left" if why == errno.ENOSPC else "disk quota exceeded"
+        free = "unknown" if self.free is None else human_bytes(self.free)
+        super().__init__(
+            f"{what} in {str(self.folder)!r} while writing {self.path.name} ({free} free there); "
+            f"{self.path.name} and every earlier file are as they were: free some space and run again"
+        )
+
+
+def free_bytes(folder: str | Path) -> int | None:
+    """Bytes free for an unprivileged writer on the file system holding `folder` (None if unknown)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def full_errno(e: BaseException | None) -> int | None:
+    """ENOSPC/EDQUOT when `e`, or an exception it wraps (torch.save's RuntimeError around a failed write),
+    is the file system running out of space or quota; else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in FULL:
+            return e.errno
+        e = e.__cause__ or e.__context__
+    return None
+
+
+class _Watched:
+    """A file object that remembers a write refused for want of space: libraries that wrap the OSError
+    (torch.save raises RuntimeError 'PytorchStreamWriter failed writing file') lose its errno."""
+
+    def __init__(self, f: IO):
+        self._f, self.full = f, None
+
+    def write(self, data):
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            if e.errno in FULL:
+                self.full = e.errno
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __iter__(self):
+        return iter(self._f)
+
+
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside `path` for writing; on success fsync it and rename it to `path`."""
+    """Open a temporary file beside `path` for writing; on success fsync it and rename it to `path`.
+
+    Out of space or quota (ENOSPC, EDQUOT, however a library wraps it) raises DiskFull, after removing
+    the temporary file: `path` keeps its earlier version."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if e.errno in FULL:
+            raise DiskFull(path, e.errno) from None
+        raise
+    watched = None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a written file gets the usual permissions
         with os.fdopen(fd, mode) as f:
-            yield f
+            watched = _Watched(f)
+            yield watched
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        why = (watched.full if watched is not None else None) or full_errno(e)
+        if why is not None and not isinstance(e, DiskFull):
+            raise DiskFull(path, why) from None
         raise
     _fsync_dir(path.parent)
 
@@ -124,11 +208,29 @@ def write_with(path: str | Path, save: Callable[[IO], None]) -> None:
 
 
 def append_line(path: str | Path, line: str) -> None:
-    """Append one line and fsync (JSON Lines logs: a torn last line is skipped by `read_jsonl`)."""
-    with open(path, "a") as f:
-        f.write(line.rstrip("\n") + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one line and fsync (JSON Lines logs: a torn last line is skipped by `read_jsonl`).
+
+    Out of space: the file is cut back to its earlier length and DiskFull raised."""
+    path = Path(path)
+    data = (line.rstrip("\n") + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as e:
+            if e.errno not in FULL:
+                raise
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise DiskFull(path, e.errno) from None
+    finally:
+        os.close(fd)
 
 
 def read_json(path: str | Path, fix: str = "") -> Any:
