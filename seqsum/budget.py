@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, RunConfig
+from .exact import eval_batch, step_bytes
+from .stack import conv_layers, feature_size
 
 N_IMAGES = {"mnist5k": 5_000, "mnist": 70_000}  # digit images a source holds (at most)
 EVAL_BATCH = 4096  # sequences per evaluation batch (seqsum.evaluate.predict)
@@ -49,14 +51,16 @@ def machine_memory() -> int:
 
 
 def _per_image_floats(cfg: RunConfig) -> tuple[int, int]:
-    """(floats of activations per image through the CNN, feature size)."""
+    """(floats of activations per image through the CNN and the digit bottleneck, feature size)."""
     m = cfg.model
-    side, floats, c = 28, 28 * 28, 1
-    for ch, k in zip(m.conv_channels, m.conv_kernels):
-        side = side - k + 1
-        floats += 2 * ch * side * side  # conv output and activation output (both kept for backward)
-        c = ch
-    return floats, c * side * side
+    floats = 28 * 28
+    for layer in conv_layers(m):
+        floats += 2 * layer.c_out * layer.side_conv**2  # conv output and activation output (both kept for backward)
+        if layer.pool > 1:
+            floats += layer.c_out * layer.side_out**2  # the pooled output
+    if m.bottleneck == "digits":
+        floats += 3 * 10  # the digit logits, their softmax (or log-softmax) and its gradient
+    return floats, feature_size(m)
 
 
 def _out_dim(cfg: RunConfig) -> int:
@@ -72,13 +76,15 @@ def _out_dim(cfg: RunConfig) -> int:
 def parameters(cfg: RunConfig) -> int:
     """Number of model parameters (the same count as CnnGru's), computed without building it."""
     m = cfg.model
-    n, c_in = 0, 1
-    for ch, k in zip(m.conv_channels, m.conv_kernels):
-        n += c_in * ch * k * k + ch
-        c_in = ch
-    d_in = _per_image_floats(cfg)[1]
-    if m.head != "dense":  # seqsum.heads.ArithmeticHead: digit Linear(F, 1), a unit over [x_t, h] (no GRU)
-        return n + d_in + 1 + 2
+    n = sum(layer.c_in * layer.c_out * layer.kernel**2 + layer.c_out for layer in conv_layers(m))
+    d_in = feature_size(m)
+    if m.bottleneck == "digits":  # Linear(F, 10): the digit logits
+        n += 10 * d_in + 10
+        d_in = 10
+    if m.head == "exact":  # seqsum.exact: no parameters
+        return n
+    if m.head != "dense":  # seqsum.heads.ArithmeticHead: digit Linear(F, 1) (bottleneck: E[d]), a unit over [x_t, h]
+        return n + (0 if m.bottleneck == "digits" else d_in + 1) + 2
     for h in m.gru_hidden:
         n += 3 * h * (d_in + h) + 6 * h
         d_in = h
@@ -91,6 +97,9 @@ def estimate(cfg: RunConfig) -> list[Part]:
     per_image, _ = _per_image_floats(cfg)
     h0, rest = m.gru_hidden[0], sum(m.gru_hidden[1:])
     per_step = 4 * (per_image + 3 * h0 + 10 * h0 + 10 * rest)  # bytes per real step: CNN, gates, GRU states
+    exact = m.head == "exact"
+    if exact:  # the operator's working set of every step is kept for backward (seqsum.exact)
+        per_step = 4 * per_image + step_bytes(_out_dim(cfg))
     T, Te = d.max_len, d.test_max_len
     te_key = "data.eval_max_len" if d.eval_max_len is not None else "data.max_len"
     eval_images = min(EVAL_BATCH * Te, round(N_IMAGES.get(d.source, 70_000) * max(d.test_frac, d.valid_frac)) + 1)
@@ -128,7 +137,7 @@ def estimate(cfg: RunConfig) -> list[Part]:
         ),
         Part(
             "an evaluation batch",
-            EVAL_BATCH * Te * 4 * (2 * 3 * h0 + 2 * h0 + 2 * rest) + 4 * per_image * eval_images,
+            _eval_batch_bytes(cfg) + 4 * per_image * eval_images,
             "device",
             ((te_key, Te),),
         ),
@@ -139,7 +148,21 @@ def estimate(cfg: RunConfig) -> list[Part]:
             (),
         ),
     ]
+    if exact:
+        parts.append(Part("the exact head's class map", 8 * 10 * _out_dim(cfg), "device", ((te_key, Te),)))
     return sorted(parts, key=lambda p: -p.bytes)
+
+
+def _eval_batch_bytes(cfg: RunConfig) -> float:
+    """One evaluation batch's activations: EVAL_BATCH sequences through the GRU stack, or for the exact head
+    the batch it is cut to (seqsum.exact.eval_batch) through the operator."""
+    m, Te = cfg.model, cfg.data.test_max_len
+    if m.head == "exact":
+        steps = Te if m.outputs == "every_step" else 1
+        n_classes = _out_dim(cfg)
+        return eval_batch(n_classes, steps) * step_bytes(n_classes, steps)
+    h0, rest = m.gru_hidden[0], sum(m.gru_hidden[1:])
+    return EVAL_BATCH * Te * 4 * (2 * 3 * h0 + 2 * h0 + 2 * rest)
 
 
 def _widths(cfg: RunConfig) -> str:

@@ -25,7 +25,8 @@ CLASS_WEIGHTS = ("none", "inverse_frequency")  # train.class_weight
 PRECISIONS = ("fp32", "bf16", "auto")  # train.precision: auto = bf16 autocast where the device runs it fast
 OUTPUTS = ("last", "every_step")  # model.outputs: the value after the last digit | after every digit
 MAX_EPOCHS = 100_000  # train.epochs beyond this is a typo, not a run that would ever end
-HEADS = ("dense", "nau", "nmu")  # model.head: a linear layer on the GRU | a neural arithmetic unit over time
+HEADS = ("dense", "nau", "nmu", "exact")  # model.head: a linear layer on the GRU | an arithmetic unit | exact
+BOTTLENECKS = ("none", "digits")  # model.bottleneck: CNN features as they are | a 10-way softmax per image
 HEAD_LOSSES = ("mse", "log")  # the losses an arithmetic head (a value, not classes) supports
 SPARSITY_SHAPES = ("squared", "linear")  # train.sparsity_shape: W^2 (1 - W)^2 | the paper's min(|W|, |1 - W|)
 ACCUMULATORS = ("learned", "solved")  # model.accumulator: the unit's weights learned | fixed at the solution
@@ -71,12 +72,17 @@ class ModelConfig:
     """CNN on every image -> GRU stack -> dropout -> head."""
 
     conv_channels: tuple[int, ...] = (8, 16)  # output channels per conv layer
-    conv_kernels: tuple[int, ...] = (4, 3)  # kernel size per conv layer (valid padding)
+    conv_kernels: tuple[int, ...] = (4, 3)  # kernel size per conv layer
+    conv_padding: tuple[int, ...] = ()  # zero padding per conv layer; [] = 0 everywhere (seqsum.stack)
+    conv_pool: tuple[int, ...] = ()  # max-pool size after each conv layer (1: none); [] = no pooling
     activation: str = "tanh"  # tanh | relu, after every conv
     gru_hidden: tuple[int, ...] = (200, 100)  # hidden size per GRU layer
     dropout: float = 0.2  # before the head (dense only)
     outputs: str = "last"  # last | every_step: predict the running value after every digit, loss on every step
-    head: str = "dense"  # dense | nau | nmu: an arithmetic unit over per-step CNN digit features (no GRU)
+    head: str = "dense"  # dense | nau | nmu: an arithmetic unit over per-step CNN digit features (no GRU) | exact
+    # none | digits: the CNN ends in Linear(F, 10) -> softmax per image, what reads the sequence reads those
+    # (dense: the GRU reads the 10 probabilities; nau/nmu: E[d]; exact: seqsum.exact); needed by head exact
+    bottleneck: str = "none"
     # nau/nmu: learned | solved: the unit fixed at its solution (h + x, h * x), the NAU paper's reference model
     accumulator: str = "learned"
 
@@ -273,9 +279,11 @@ def _problems(c: RunConfig) -> list[str]:
     _choice(p, "train.precision", t.precision, PRECISIONS)
     _choice(p, "model.outputs", m.outputs, OUTPUTS)
     _choice(p, "model.head", m.head, HEADS)
+    _choice(p, "model.bottleneck", m.bottleneck, BOTTLENECKS)
     _choice(p, "model.accumulator", m.accumulator, ACCUMULATORS)
     _choice(p, "train.sparsity_shape", t.sparsity_shape, SPARSITY_SHAPES)
     _mechanism_problems(p, d, m, t)
+    _head_problems(p, m, t)
     if not (_is_int(d.max_len) and d.max_len >= 1):
         p.append(f"max_len must be an integer >= 1, got {d.max_len!r}")
     elif not (_is_int(d.min_len) and 1 <= d.min_len <= d.max_len):
@@ -299,11 +307,7 @@ def _problems(c: RunConfig) -> list[str]:
     _positive_ints(p, "conv channels (width)", m.conv_channels, allow_empty=True)
     _positive_ints(p, "conv kernels", m.conv_kernels, allow_empty=True)
     _positive_ints(p, "gru hidden sizes (width/depth)", m.gru_hidden)
-    if isinstance(m.conv_channels, tuple) and isinstance(m.conv_kernels, tuple):
-        if len(m.conv_channels) != len(m.conv_kernels):
-            p.append(f"conv_channels {list(m.conv_channels)} and conv_kernels {list(m.conv_kernels)} differ in length")
-        elif all(isinstance(k, int) for k in m.conv_kernels) and 28 - sum(k - 1 for k in m.conv_kernels) < 1:
-            p.append(f"conv kernels {list(m.conv_kernels)} shrink a 28x28 image to nothing")
+    _stack_problems(p, m)
     if not (_is_number(m.dropout) and 0 <= m.dropout < 1):
         p.append(f"dropout must be in [0, 1), got {m.dropout!r}")
     if not (_is_int(t.epochs) and 1 <= t.epochs <= MAX_EPOCHS):
@@ -327,6 +331,35 @@ def _problems(c: RunConfig) -> list[str]:
             f"(eval_max_len or max_len) must be <= {MAX_CLASSIFY_PRODUCT_LEN} (246,017 classes), got {d.test_max_len}"
         )
     return p
+
+
+def _stack_problems(p: list[str], m: ModelConfig) -> None:
+    """conv_padding / conv_pool values, then the stack's shapes (seqsum.stack: list lengths, padding within
+    the kernel, an image side of at least 1 after every layer)."""
+    from .stack import conv_layers
+
+    for name, v, low in (("model.conv_padding", m.conv_padding, 0), ("model.conv_pool", m.conv_pool, 1)):
+        if not (isinstance(v, tuple) and all(_is_int(x) and x >= low for x in v)):
+            p.append(f"{name} must be a list of integers >= {low} (one per conv layer) or [], got {_listed(v)}")
+            return
+    lists = (m.conv_channels, m.conv_kernels)
+    if all(isinstance(v, tuple) and all(_is_int(x) and x > 0 for x in v) for v in lists):
+        try:
+            conv_layers(m)
+        except ValueError as e:
+            p.append(str(e))
+
+
+def _head_problems(p: list[str], m: ModelConfig, t: TrainConfig) -> None:
+    """What the digit bottleneck and the exact head need."""
+    if m.head == "exact" and m.bottleneck != "digits":
+        p.append(f"model.head exact reads digit distributions: it needs model.bottleneck digits, got {m.bottleneck!r}")
+    if m.head == "exact" and t.loss != "classify":
+        p.append(f"model.head exact computes the result's distribution: loss must be classify, got {t.loss!r}")
+
+
+def _listed(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else repr(v)
 
 
 def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainConfig) -> None:

@@ -5,7 +5,9 @@
 
 The issue-12 switches add (only when they are on): a `held_out` column and held-out/seen metrics
 (data.holdout), `test/step=K/*` (model.outputs every_step), and for every test length beyond the
-training lengths `extrapolated_lengths` plus, for a classifier, `test/len=K/unreachable`.
+training lengths `extrapolated_lengths` plus, for a classifier, `test/len=K/unreachable` (not for the exact
+head, whose classes are computed, not learned). With the digit bottleneck: `valid/digit_acc`,
+`test/digit_acc` and the test pool's confusion table (seqsum.bottleneck).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .bottleneck import digit_report
 from .config import ALL_DIGITS
 from .data import EvalSets, Pools, Sequences, held_out_rows
 from .stats import wilson
@@ -32,6 +35,8 @@ def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 409
     was_training = model.training
     model.eval()
     out = []
+    if hasattr(model, "eval_batch"):  # the exact head with many classes: smaller batches
+        batch = min(batch, model.eval_batch(seqs.idx.shape[1]))
     for i in range(0, len(seqs), batch):
         b = seqs[i : i + batch]
         pooled = getattr(model, "forward_pool", None)  # one CNN pass per distinct image
@@ -69,6 +74,7 @@ class Evaluation:
     per_target: pd.DataFrame  # one row per target value
     pairs: pd.DataFrame  # one row per (a, b) digit pair
     metrics: dict[str, Any]  # test/exact, test/len=3/mae, pairs/9x9/exact, ...
+    confusion: pd.DataFrame | None = None  # the digit bottleneck's test-pool reads (confusion.csv)
 
 
 def evaluate(model, codec: Codec, pools: Pools, sets: EvalSets, task: str) -> Evaluation:
@@ -88,7 +94,13 @@ def evaluate(model, codec: Codec, pools: Pools, sets: EvalSets, task: str) -> Ev
     if sets.train_max_len is not None and preds.length.max() > sets.train_max_len:
         digits = sets.drawn_for.digits if sets.drawn_for is not None else ALL_DIGITS
         _extrapolation(preds, codec, sets.train_max_len, task, metrics, digits)
-    return Evaluation(preds, per_target_table(preds), pairs, metrics)
+    if getattr(model, "kind", "dense") == "exact":  # its classes are computed: none is unreachable
+        metrics = {k: v for k, v in metrics.items() if not k.endswith("/unreachable")}
+    conf = None
+    if getattr(model, "digits", None) is not None:
+        digit_metrics, conf = digit_report(model, pools)
+        metrics.update(digit_metrics)
+    return Evaluation(preds, per_target_table(preds), pairs, metrics, conf)
 
 
 def _held_out(preds: pd.DataFrame, pairs: pd.DataFrame, sets: EvalSets, metrics: dict[str, Any]) -> None:

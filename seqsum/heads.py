@@ -27,6 +27,7 @@ import math
 import torch
 from torch import nn
 
+from .bottleneck import ExpectedDigit
 from .config import HEADS  # noqa: F401 - the one list of heads (model.head)
 
 
@@ -81,12 +82,16 @@ class NMU(nn.Module):
 class ArithmeticHead(nn.Module):
     """Per-step features (T, B, F) -> running value per step (T, B, 1), accumulated by an NAU or NMU."""
 
-    def __init__(self, kind: str, feat_dim: int, digit_dim: int = 1, solved: bool = False):
+    def __init__(
+        self, kind: str, feat_dim: int, digit_dim: int = 1, solved: bool = False, expected_digit: bool = False
+    ):
         super().__init__()
         if kind not in ("nau", "nmu"):
             raise ValueError(f"unknown arithmetic head {kind!r}; allowed: nau, nmu")
         self.kind = kind
-        self.digit = nn.Linear(feat_dim, digit_dim)  # x_t: the digit's value (or a few features)
+        # x_t: the digit's value (or a few features); with the digit bottleneck (`expected_digit`: the features
+        # are the 10 digit probabilities) the expected digit E[d], with no parameters (seqsum.bottleneck)
+        self.digit = ExpectedDigit() if expected_digit else nn.Linear(feat_dim, digit_dim)
         self.unit = (NAU if kind == "nau" else NMU)(digit_dim + 1, 1)
         self.h0 = 0.0 if kind == "nau" else 1.0
         self.solved = solved

@@ -12,6 +12,11 @@ The parameters and the state_dict are exactly those of the plain modules.
 `model.outputs: every_step` reads the head at every step (`forward_steps`, (B, T, out_dim)); `forward`
 is always the last real step. `model.head: nau | nmu` replaces the GRU stack and the dense head by an
 arithmetic unit (seqsum.heads.ArithmeticHead) accumulating over time on the per-step CNN features.
+
+`model.bottleneck: digits` ends the CNN in Linear(F, 10) -> softmax per image (seqsum.bottleneck): the GRU
+reads the 10 probabilities, NAU/NMU the expected digit, and `model.head: exact` (seqsum.exact) turns their
+logs into the result's log-distribution over the classify codec's classes, with no parameters of its own.
+The conv stack's shapes (padding, pooling) come from seqsum.stack.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .config import ModelConfig
+from .exact import EVAL_BATCH, ExactOperator, eval_batch
 from .heads import ArithmeticHead
+from .stack import conv_layers, feature_size
 
 
 class _TanhFn(torch.autograd.Function):
@@ -55,21 +62,30 @@ _ACT = {"tanh": Tanh, "relu": nn.ReLU}
 
 
 class CnnGru(nn.Module):
-    def __init__(self, cfg: ModelConfig, out_dim: int = 1):
+    def __init__(self, cfg: ModelConfig, out_dim: int = 1, task: str = "sum", classes: tuple[int, ...] = ()):
+        """`task` and `classes` (the classify codec's values) only matter to the exact head."""
         super().__init__()
         layers: list[nn.Module] = []
-        c_in, side = 1, 28
-        for c, k in zip(cfg.conv_channels, cfg.conv_kernels):
-            layers += [nn.Conv2d(c_in, c, k), _ACT[cfg.activation]()]
-            c_in, side = c, side - k + 1
+        for layer in conv_layers(cfg):
+            layers += [nn.Conv2d(layer.c_in, layer.c_out, layer.kernel, padding=layer.padding), _ACT[cfg.activation]()]
+            if layer.pool > 1:
+                layers.append(nn.MaxPool2d(layer.pool))
         self.cnn = nn.Sequential(*layers, nn.Flatten())
-        self.feat_dim = c_in * side * side
+        self.feat_dim = feature_size(cfg)
         self.outputs, self.kind = cfg.outputs, cfg.head
+        # the digit bottleneck: CNN features -> 10 digit logits per image (None: the features as they are)
+        self.digits = nn.Linear(self.feat_dim, 10) if cfg.bottleneck == "digits" else None
+        d_in = 10 if self.digits is not None else self.feat_dim
+        if cfg.head == "exact":  # parameter-free: the result's distribution from the digit distributions
+            self.grus = nn.ModuleList()
+            self.head: nn.Module = ExactOperator(task, classes)
+            return
         if cfg.head != "dense":  # an arithmetic unit over time on the CNN features: no GRU, no dropout
             self.grus = nn.ModuleList()
-            self.head: nn.Module = ArithmeticHead(cfg.head, self.feat_dim, solved=cfg.accumulator == "solved")
+            solved, expected = cfg.accumulator == "solved", self.digits is not None
+            self.head = ArithmeticHead(cfg.head, d_in, solved=solved, expected_digit=expected)
             return
-        grus, d_in = [], self.feat_dim
+        grus = []
         for h in cfg.gru_hidden:
             grus.append(nn.GRU(d_in, h, batch_first=True))
             d_in = h
@@ -80,6 +96,17 @@ class CnnGru(nn.Module):
     @property
     def arithmetic(self) -> bool:
         return isinstance(self.head, ArithmeticHead)
+
+    def eval_batch(self, steps: int) -> int:
+        """Sequences per evaluation batch of `steps` steps: 4096, fewer for an exact head with many classes."""
+        if isinstance(self.head, ExactOperator):
+            return eval_batch(self.head.n_classes, steps if self.outputs == "every_step" else 1)
+        return EVAL_BATCH
+
+    @torch.no_grad()
+    def digit_logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 28, 28) images -> (N, 10) the bottleneck's digit logits (float32)."""
+        return self.digits(self.cnn(pixels.unsqueeze(1).float().div_(255.0))).float()
 
     @property
     def first_conv(self) -> nn.Conv2d | None:
@@ -122,7 +149,10 @@ class CnnGru(nn.Module):
         """(N, 28, 28) images -> (N, 3H) first GRU layer input gates x W_ih^T + b_ih (arithmetic head:
         the (N, F) CNN features)."""
         f = self.cnn(pixels.unsqueeze(1).float().div_(255.0))  # (N, F)
-        if self.arithmetic:
+        if self.digits is not None:  # (N, 10): log-probabilities for the exact head, probabilities otherwise
+            logits = self.digits(f).float()
+            f = logits.log_softmax(1) if self.kind == "exact" else logits.softmax(1)
+        if self.kind != "dense":
             return f
         gru = self.grus[0]
         return F.linear(f, gru.weight_ih_l0, gru.bias_ih_l0)
@@ -134,6 +164,8 @@ class CnnGru(nn.Module):
         (B, out_dim), or at every step (B, T, out_dim) with `steps`."""
         # (T, B, 3H); padded steps get zeros, and they all come after their sequence's last real step
         gi = gi_real.new_zeros(T * B, gi_real.shape[1]).index_copy(0, real, gi_real).view(T, B, -1)
+        if self.kind == "exact":  # (B, C) | (B, T, C): padded steps leave the distribution as it is
+            return self.head(gi, torch.arange(T, device=lengths.device)[:, None] < lengths, steps)
         if self.arithmetic:
             mask = torch.arange(T, device=lengths.device)[:, None] < lengths  # (T, B)
             v = self.head(gi, mask)  # (T, B, 1): the running value; a padded step keeps it

@@ -3,8 +3,10 @@ pool without retraining, writing the evaluation files of a run folder (predictio
 pairs.csv, config.json with the evaluation's data settings, summary.json) into DIR through seqsum.results.
 
 The model and its codec come from the checkpoint's own config (a classifier keeps its class set); only the
-data section changes (eval_max_len, source/root, test_size). DIR follows `train --out`'s rules: absent or
-empty, or with --overwrite a seqsum run folder holding only seqsum's files, and never RUN itself.
+data section changes (eval_max_len, source/root, test_size). The exact head (seqsum.exact) learns no class:
+it is rebuilt for the evaluation's lengths, so results longer than training's are computed, not unreachable.
+DIR follows `train --out`'s rules: absent or empty, or with --overwrite a seqsum run folder holding only
+seqsum's files, and never RUN itself.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .data import eval_sets, load_pools
     from .evaluate import evaluate
     from .results import clear_run_folder, write_run
-    from .train import model_from_checkpoint, resolve_device
+    from .train import build, model_from_checkpoint, resolve_device
 
     run = Path(a.run)
     ckpt = run / "checkpoint.pt" if run.is_dir() else run
@@ -65,6 +67,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     ecfg = cfg.replace(overrides)
     device = resolve_device(ecfg.train.device)
     check_memory(ecfg)
+    if ecfg.model.head == "exact":  # the same weights, the classes of the evaluation's lengths
+        model, codec = build(ecfg)
+        model.load_state_dict(state["model"])
     pools = load_pools(ecfg.data).to(device)  # a bad data root fails here, before anything is written
     if a.overwrite:
         clear_run_folder(out)

@@ -2,9 +2,9 @@
 
 A run folder holds (docs/STUDY_LAYOUT.md): `.seqsum-run` (marker, written first), config.json (the
 resolved RunConfig), metrics.jsonl (one line per epoch), predictions.parquet, per_target.csv,
-pairs.csv (the evaluation), checkpoint.pt, params.json (a study trial's identity) and summary.json
-(status, final metrics). summary.json is written last: a folder without it is an unfinished run.
-Every file goes through seqsum.files (temporary file, fsync, rename).
+pairs.csv, confusion.csv (the evaluation; confusion.csv with the digit bottleneck), checkpoint.pt,
+params.json (a study trial's identity) and summary.json (status, final metrics). summary.json is written
+last: a folder without it is an unfinished run. Every file goes through seqsum.files (temporary file, fsync, rename).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ FILES = (
     "predictions.parquet",
     "per_target.csv",
     "pairs.csv",
+    "confusion.csv",
     "checkpoint.pt",
     "params.json",
     "summary.json",
@@ -73,6 +74,8 @@ def write_evaluation(out: Path, ev: Evaluation) -> None:
     write_parquet(out / "predictions.parquet", ev.predictions)
     write_csv(out / "per_target.csv", ev.per_target)
     write_csv(out / "pairs.csv", ev.pairs)
+    if ev.confusion is not None:
+        write_csv(out / "confusion.csv", ev.confusion)
 
 
 def write_run(

@@ -115,6 +115,7 @@ class LogCodec(Codec):
 
 class ClassifyCodec(Codec):
     def __init__(self, values: tuple[int, ...]):
+        self.classes = tuple(values)  # the values, as ints (the exact head computes a distribution over them)
         self.values = torch.tensor(values, dtype=torch.float64)
         self.out_dim = len(values)
 
@@ -156,7 +157,7 @@ class ValueCodec(Codec):
 
 
 def make_codec(train: TrainConfig, data: DataConfig, head: str = "dense") -> Codec:
-    if head != "dense":  # nau / nmu (config validation allows only mse and log here)
+    if head in ("nau", "nmu"):  # config validation allows only mse and log here (exact: classify only)
         return ValueCodec(log=train.loss == "log")
     if train.loss == "mse":
         if train.standardize:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .bottleneck import digit_accuracy
 from .budget import check_memory
 from .config import RunConfig
 from .data import EvalSets, Pools, Sequences, eval_sets, load_pools
@@ -53,7 +54,7 @@ def resolve_device(name: str) -> torch.device:
 
 def build(cfg: RunConfig) -> tuple[CnnGru, Codec]:
     codec = make_codec(cfg.train, cfg.data, cfg.model.head)
-    return CnnGru(cfg.model, codec.out_dim), codec
+    return CnnGru(cfg.model, codec.out_dim, cfg.train.task, getattr(codec, "classes", ())), codec
 
 
 class RMSprop(torch.optim.RMSprop):
@@ -289,6 +290,8 @@ def train(
             vm = {"exact": float("nan"), "mae": float("nan"), "mse": float("nan"), "rel_err": float("nan")}
         else:
             vm = value_metrics(predict(model, codec, pools, sets.valid), valid_target)
+            if model.digits is not None:  # the digit bottleneck's reads of the validation pool (never trained on)
+                vm["digit_acc"] = digit_accuracy(model, pools)
         metrics = {
             "epoch": epoch,
             "train/loss": train_loss,
