@@ -103,7 +103,11 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     class_weight: str = "none"  # none | inverse_frequency: weight each sequence's loss by 1 / p(its target)
     precision: str = "auto"  # fp32 | bf16 | auto: bf16 autocast (fp32 weights and optimizer state); see PRECISIONS
-    sparsity: float = 1.0  # nau/nmu: weight of the sparsity regulariser at the end of its ramp (0.2 -> 0.6 of training)
+    sparsity: float = 1.0  # nau/nmu: weight of the sparsity regulariser at the end of its ramp
+    # nau/nmu: the optimizer steps (counted over the whole run) over which the regulariser's weight ramps
+    # linearly from 0 to `sparsity`; in steps, so extending a run with --resume keeps the schedule it trained
+    # with. (2500, 7500): 0.2 -> 0.6 of the seed preset's 12,500 steps; the paper's is (10^4, 10^5)
+    sparsity_ramp: tuple[int, int] = (2500, 7500)
     # nau/nmu: the sparsity regulariser's shape: squared mean(W^2 (1 - |W|)^2) | linear mean(min(|W|, |1 - |W||)),
     # the paper's (its code's regualizer_shape); see seqsum.heads
     sparsity_shape: str = "squared"
@@ -385,6 +389,9 @@ def _mechanism_problems(p: list[str], d: DataConfig, m: ModelConfig, t: TrainCon
         p.append(f"data.train_images must be an integer >= 10 or null (all), got {d.train_images!r}")
     if not (_is_number(t.sparsity) and t.sparsity >= 0):
         p.append(f"train.sparsity must be a finite number >= 0, got {t.sparsity!r}")
+    r = t.sparsity_ramp
+    if not (isinstance(r, tuple) and len(r) == 2 and all(_is_int(v) and v >= 0 for v in r) and r[0] <= r[1]):
+        p.append(f"train.sparsity_ramp must be [start, end] optimizer steps with 0 <= start <= end, got {r!r}")
     if not (_is_number(t.rz) and t.rz >= 0):
         p.append(f"train.rz must be a finite number >= 0, got {t.rz!r}")
     if m.accumulator == "solved" and m.head not in ("nau", "nmu"):

@@ -11,8 +11,8 @@ With ideal weights (all ones) and x_t equal to the digit, h_T is exactly the sum
 {-1, 0, 1} (NAU) or {0, 1} (NMU), in one of two shapes (`train.sparsity_shape`):
   squared (default):  mean(W^2 (1 - |W|)^2) (NAU),      mean(W^2 (1 - W)^2) (NMU)
   linear (the paper): mean(min(|W|, |1 - |W||)) (NAU),  mean(min(|W|, |1 - W|)) (NMU)
-added to the loss with a weight that ramps up during training (see `sparsity_weight`), and optionally
-the paper's R_z (`train.rz`, not ramped), which pulls the weight of an input whose batch
+added to the loss with a weight that ramps up over a window of optimizer steps (see `sparsity_weight`),
+and optionally the paper's R_z (`train.rz`, not ramped), which pulls the weight of an input whose batch
 mean x_bar is far from the unit's neutral value (0 for a sum, 1 for a product) towards 1:
   NAU: mean((1 - |W|) x_bar^2),  NMU: mean((1 - W) (1 - x_bar)^2)
 with x_bar the mean of the unit's input [x_t, h_{t-1}] over the real steps of the last training batch.
@@ -139,9 +139,9 @@ class ArithmeticHead(nn.Module):
         self.unit.W.clamp_(-1.0 if self.kind == "nau" else 0.0, 1.0)
 
 
-def sparsity_weight(progress: float, start: float = 0.2, end: float = 0.6, scale: float = 1.0) -> float:
-    """The regulariser's weight at a point of training (progress in [0, 1]): 0 until `start`, ramping
-    linearly to `scale` at `end` (the paper ramps between two step counts; here, shares of training)."""
+def sparsity_weight(step: int, start: int, end: int, scale: float = 1.0) -> float:
+    """The regulariser's weight at optimizer step `step` (counted over the whole run): 0 before `start`,
+    ramping linearly to `scale` at `end`, as the paper ramps it between two step counts."""
     if end <= start:
-        return scale if progress >= start else 0.0
-    return scale * min(max((progress - start) / (end - start), 0.0), 1.0)
+        return scale if step >= start else 0.0
+    return scale * min(max((step - start) / (end - start), 0.0), 1.0)

@@ -166,18 +166,10 @@ def _is_own(name: str) -> bool:
 
 
 def is_run_folder(path: Path) -> bool:
-    """Whether `path` is a seqsum run folder: it has the marker, or (folders written before the marker
-    existed) a config.json that parses as a RunConfig."""
+    """Whether `path` is provably a seqsum run folder: it holds the `.seqsum-run` marker seqsum writes
+    first. A folder that merely holds files with seqsum's names (a user's config.json) is not."""
     path = Path(path)
-    if not path.is_dir():
-        return False
-    if (path / MARKER).is_file():
-        return True
-    try:
-        RunConfig.from_dict(json.loads((path / "config.json").read_text()))
-    except (OSError, ValueError):
-        return False
-    return True
+    return path.is_dir() and (path / MARKER).is_file() and not (path / MARKER).is_symlink()
 
 
 def check_clearable(path: Path) -> None:

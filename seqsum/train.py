@@ -173,7 +173,6 @@ def train_epoch(
     device_type = values.device.type
     loss_sum = torch.zeros((), device=values.device, dtype=torch.float64)
     steps = 0
-    n_batches = -(-len(seqs) // batch_size)
     for i in range(0, len(seqs), batch_size):
         b = seqs[i : i + batch_size]
         v = values[i : i + batch_size]
@@ -189,7 +188,7 @@ def train_epoch(
         out = out.float()  # no-op in float32
         loss = codec.loss(out, v, x.weigh(v) if x.weigh is not None else None)
         if x.sparsity or x.rz:
-            w = sparsity_weight(x.progress(steps / n_batches), scale=x.sparsity)
+            w = sparsity_weight(x.first_step + steps, *x.ramp, scale=x.sparsity)
             if w or x.rz:
                 loss = loss + model.head.penalty(w, x.rz, x.shape)
         opt.zero_grad(set_to_none=True)
@@ -207,12 +206,14 @@ def train_epoch(
 @dataclass
 class Extras:
     """What train_epoch adds to the plain loop: per-sequence loss weights (train.class_weight), the
-    arithmetic head's sparsity weight and the share of training done (for its ramp), and `on_batch`,
-    called with every batch of Sequences trained on (tests check what training saw)."""
+    arithmetic head's sparsity weight, its ramp (start, end) in optimizer steps and the run's step count
+    when this epoch starts, and `on_batch`, called with every batch of Sequences trained on (tests check
+    what training saw)."""
 
     weigh: Callable[[torch.Tensor], torch.Tensor] | None = None
     sparsity: float = 0.0
-    progress: Callable[[float], float] = lambda within_epoch: 0.0
+    ramp: tuple[int, int] = (0, 0)
+    first_step: int = 0
     rz: float = 0.0  # train.rz: the arithmetic head's R_z weight (not ramped)
     shape: str = "squared"  # train.sparsity_shape
     on_batch: Callable[[Sequences], None] | None = None
@@ -275,7 +276,8 @@ def train(
     draw, every_step = training_draw(cfg, pools), cfg.model.outputs == "every_step"
     sparsity = t.sparsity if model.arithmetic else 0.0
     rz = t.rz if model.arithmetic else 0.0
-    extras = Extras(class_weights(cfg), sparsity, rz=rz, shape=t.sparsity_shape, on_batch=on_batch)
+    extras = Extras(class_weights(cfg), sparsity, t.sparsity_ramp, rz=rz, shape=t.sparsity_shape, on_batch=on_batch)
+    steps_per_epoch = -(-cfg.data.train_size // t.batch_size)  # every epoch draws train_size sequences
     amp = autocast_dtype(t.precision, device)
     before, t0 = result.train_seconds, time.perf_counter()
     for epoch in range(start, t.epochs + 1):
@@ -283,7 +285,7 @@ def train(
         model.train()
         seqs = draw(gen)
         values = (running_target if every_step else target)(t.task, seqs.digits, seqs.lengths)  # (n,) | (n, T)
-        extras.progress = lambda within, e=epoch: (e - 1 + within) / t.epochs
+        extras.first_step = (epoch - 1) * steps_per_epoch
         train_loss = train_epoch(model, codec, opt, pools, seqs, values, t.batch_size, t.grad_clip, extras, amp).item()
         diverged = not math.isfinite(train_loss)
         if diverged:
