@@ -92,8 +92,8 @@ def finished_runs(root: Path) -> dict[str, dict[str, Any]]:
         history = read_metrics(run)
         summary = read_json(run / "summary.json")
         metrics = {**(history[-1] if history else {}), **{k: v for k, v in summary.items() if k != "status"}}
-        if summary.get("status") == "diverged":
-            metrics["status"] = "diverged"
+        if summary.get("status") == "diverged":  # as the trainable reported it: NaN is never exact
+            metrics.update(status="diverged", **{"valid/exact": 0.0})
         metrics["already_collected"] = True
         out[run.name] = metrics
     return out

@@ -163,7 +163,7 @@ def wait_paused(folder: Path, proc, timeout: float) -> dict:
     return wait_for(paused, timeout, "a trial to pause at its fault point")
 
 
-def wait_saved(exp: Path, proc, trial_id: str, epoch: int, timeout: float, finished: int = 0, read=None) -> dict:
+def wait_saved(exp: Path | None, proc, trial_id: str, epoch: int, timeout: float, finished: int = 0, read=None) -> dict:
     """Wait until Tune's saved experiment state (what `Tuner.restore` starts from) holds `trial_id` RUNNING
     with a checkpoint of `epoch` and `finished` trials TERMINATED; `read` returns the newest
     experiment_state JSON text (default: from the folder `exp`). Returns the whole snapshot."""
@@ -224,7 +224,7 @@ def newest_state(exp: Path) -> str | None:
     return states[-1].read_text() if states else None
 
 
-def tune_snapshot(exp: Path, read=None) -> dict[str, dict]:
+def tune_snapshot(exp: Path | None, read=None) -> dict[str, dict]:
     """The trials in the newest experiment state Tune saved into `exp` (what `Tuner.restore` will start
     from; `read()` gives its text, default newest_state(exp)): trial_id -> {status, epoch (last reported,
     its checkpoint included), node_ip, dir, failures}. {} while there is none, or while one is being copied in."""
@@ -241,41 +241,9 @@ def tune_snapshot(exp: Path, read=None) -> dict[str, dict]:
                 "status": s["status"],
                 "epoch": last.get("epoch") or 0,
                 "node_ip": last.get("node_ip"),
-                "dir": exp / s["relative_logdir"],
+                "dir": exp / s["relative_logdir"] if exp is not None else None,
                 "failures": m.get("num_failures", 0),
             }
         return out
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-
-
-def epochs_checkpointed(trial_dir: Path) -> int:
-    """Epochs whose checkpoint the trial has written (checkpoint_00000k holds epoch k+1). Read live: the
-    trial writes a checkpoint into storage before the driver hears of that epoch."""
-    done = [int(p.name[11:]) for p in trial_dir.glob("checkpoint_*") if p.name[11:].isdigit()]
-    return max(done) + 1 if done else 0
-
-
-def wait_mid_trial(
-    exp: Path, epochs: int, proc, timeout: float, node_ip: str | None = None, finished: int = 0
-) -> tuple[str, dict]:
-    """Wait until a trial is provably unfinished and resumable: Tune's saved experiment state holds it
-    RUNNING (on `node_ip`, if given) with a checkpointed epoch, at least 3 of its `epochs` are still to run
-    (so it cannot finish in the moment the caller needs to act, even under load), and `finished` other trials have
-    TERMINATED. Fails at once when `proc` exits. Returns (trial_id, its snapshot entry)."""
-    t0, snap = time.time(), {}
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"the study exited (rc {proc.returncode}) before a trial was mid-way: {snap}")
-        snap = tune_snapshot(exp)
-        if sum(t["status"] == "TERMINATED" for t in snap.values()) >= finished:
-            for tid, t in snap.items():
-                if (
-                    t["status"] == "RUNNING"
-                    and t["epoch"] >= 1
-                    and (node_ip is None or t["node_ip"] == node_ip)
-                    and epochs_checkpointed(t["dir"]) <= epochs - 3
-                ):
-                    return tid, t
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for a checkpointed, unfinished trial: {snap}")

@@ -3,7 +3,11 @@ out-of-range numbers in a run config."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import run_cli, tiny_config
@@ -29,6 +33,55 @@ def test_the_presets_fit_in_a_small_machine():
     for name in ("smoke", "seed"):
         check_memory(preset(name), host=4 * GB, device=None)
     assert machine_memory() > GB
+
+
+# The memory bound against a real run: a fresh process trains one config and reports how far its resident
+# memory rose above what it held before train() (VmHWM after resetting it through /proc/self/clear_refs).
+PEAK = r"""
+import gc, json, sys
+import torch
+from seqsum.budget import estimate
+from seqsum.config import RunConfig
+from seqsum.data import load_pools
+from seqsum.train import train
+
+def kib(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key + ":"))
+
+cfg = RunConfig().replace(json.loads(sys.argv[1]))
+torch.set_num_threads(1)
+pools = load_pools(cfg.data)
+gc.collect()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # VmHWM := VmRSS
+base = kib("VmRSS")
+assert train(cfg, pools).status == "ok"
+print(json.dumps({"measured": (kib("VmHWM") - base) * 1024, "estimate": sum(p.bytes for p in estimate(cfg))}))
+"""
+# one optimizer step on 512 sequences of 4 digits, validation in one evaluation batch of 4,096: the batch's
+# activations, the evaluation batch and the model hold nearly all of what train() allocates
+MEASURED = {
+    "data.train_size": 512,
+    "train.batch_size": 512,
+    "data.valid_size": 4096,
+    "data.test_size": 64,
+    "data.pairs_per_cell": 1,
+    "train.epochs": 1,
+    "train.device": "cpu",
+    "train.precision": "fp32",
+}
+FACTOR = 3  # the bound is an upper bound: at least the measured peak, at most FACTOR times it
+
+
+@pytest.mark.slow
+@pytest.mark.slow  # a fresh process: torch's import and one real training step
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
+def test_the_bound_holds_a_real_runs_measured_peak():
+    r = subprocess.run([sys.executable, "-c", PEAK, json.dumps(MEASURED)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    assert got["measured"] > 100 * 2**20, got  # big enough that the process's own noise does not decide it
+    assert got["measured"] <= got["estimate"] <= FACTOR * got["measured"], got
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,18 @@ from pathlib import Path
 import optuna
 import pyarrow.fs as pafs
 import pytest
-from raytools import SEQSUM, descendants, kill_pids, ray_env, session_pids, wait_for, write_study
+from raytools import (
+    SEQSUM,
+    descendants,
+    fault_env,
+    kill_pids,
+    ray_env,
+    session_pids,
+    wait_for,
+    wait_paused,
+    wait_saved,
+    write_study,
+)
 
 from seqsum.cli import main
 from study import storage
@@ -187,10 +198,21 @@ def _finished(s3: S3, prefix: str) -> list[str]:
     return [k for k in s3.files(prefix) if k.startswith("trials/sum/") and k.endswith("/summary.json")]
 
 
+def _state_at(s3: S3, prefix: str):
+    """A reader of the newest experiment state Tune saved at the URI (for raytools.tune_snapshot)."""
+
+    def read() -> str | None:
+        names = sorted(k for k in s3.files(prefix) if k.startswith("experiment_state-") and k.endswith(".json"))
+        return s3.read(f"{prefix}/{names[-1]}").decode() if names else None
+
+    return read
+
+
+@pytest.mark.slow
 def test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri(s3, tmp_path):
     uri, name = f"s3://{BUCKET}/studies", "obj"
     prefix = f"studies/{name}"
-    cfg = write_study(tmp_path / "s.yaml", uri, name, num_samples=3, epochs=2)  # type: ignore[arg-type]
+    cfg = write_study(tmp_path / "s.yaml", uri, name, num_samples=2, epochs=2)  # type: ignore[arg-type]
     cfg.write_text(cfg.read_text().replace("scheduler: asha", "scheduler: fifo"))  # every trial runs to its end
 
     def env(machine: str) -> dict[str, str]:  # each "machine" has its own, empty working-copy cache
@@ -198,25 +220,31 @@ def test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri(s3, tmp_p
 
     launch = SEQSUM + ["study", "launch", "--config", str(cfg), "--no-report", "--max-concurrent", "1"]
     log = tmp_path / "driver.log"
+    faults = tmp_path / "faults"  # the second trial pauses after epoch 1: work is left when the driver dies
     with open(log, "w") as f:
-        proc = subprocess.Popen(launch, env=env("launcher"), stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            launch,
+            env=fault_env(faults, env("launcher"), pause={"epoch": 1, "nth": 2}),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     seen: set[int] = set()
     try:
-        # kill once a finished trial reached the URI (pushed by the driver) and Tune's experiment state is there
-        def ready() -> bool:
-            files = s3.files(prefix)
-            tune_state = any(k.startswith("tune/sum/experiment_state") for k in files)
-            return proc.poll() is not None or (tune_state and len(_finished(s3, prefix)) >= 1)
-
-        wait_for(ready, 240, "a finished trial at the URI")
-        assert proc.poll() is None, log.read_text()[-3000:]
+        # kill once the first trial's run folder reached the URI (pushed by the driver) and Tune's experiment
+        # state at the URI holds the paused one with its epoch-1 checkpoint
+        tid = wait_paused(faults, proc, 300)["trial_id"]
+        wait_for(lambda: _finished(s3, prefix), 120, "a finished trial at the URI")
+        wait_saved(None, proc, tid, 1, 180, finished=1, read=_state_at(s3, f"{prefix}/tune/sum"))
         seen = session_pids(proc.pid) | descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
         kill_pids((seen | session_pids(proc.pid) | descendants(proc.pid)) - {os.getpid(), proc.pid})
     assert json.loads(s3.read(f"{prefix}/state.json"))["tasks"] == {}  # killed mid-study
-    assert 1 <= len(_finished(s3, prefix)) < 3
+    assert len(_finished(s3, prefix)) == 1
+    first = f"{prefix}/{_finished(s3, prefix)[0].rsplit('/', 1)[0]}"  # the finished trial's run folder
+    before = {k: s3.read(f"{first}/{k}") for k in s3.files(first)}
 
     # resume from the URI alone, on a machine that did not launch the study
     r = subprocess.run(
@@ -230,13 +258,17 @@ def test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri(s3, tmp_p
     files = s3.files(prefix)
     for f in ("study.yaml", "state.json", "optuna.db", "trials.csv"):
         assert f in files, sorted(files)
-    assert len(_finished(s3, prefix)) == 3 and any(k.startswith("tune/sum/") for k in files)
+    assert len(_finished(s3, prefix)) == 2 and any(k.startswith("tune/sum/") for k in files)
+    assert {k: s3.read(f"{first}/{k}") for k in s3.files(first)} == before  # not run or written again
     assert json.loads(s3.read(f"{prefix}/state.json"))["tasks"]["sum"]["status"] == "done"
+    # the paused trial went on from its epoch-1 checkpoint on the object store
+    resumed = json.loads(s3.read(f"{prefix}/trials/sum/{tid}/params.json"))
+    assert resumed["status"] == "ok" and resumed.get("resumed_from_epoch") == 1, resumed
     db = tmp_path / "optuna.db"
     db.write_bytes(s3.read(f"{prefix}/optuna.db"))
     trials = optuna.load_study(study_name=f"{name}/sum", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
-    assert len(trials) == 3 and {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
-    assert len({t.user_attrs["tune_trial_id"] for t in trials}) == 3
+    assert len(trials) == 2 and {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    assert len({t.user_attrs["tune_trial_id"] for t in trials}) == 2
 
     # replicates from the URI, on a third machine: run folders, plan and summary reach the URI
     r = subprocess.run(

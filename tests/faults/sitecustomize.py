@@ -9,9 +9,10 @@ FAULTS/plan.json is applied, in this order:
 
 - "barrier": {"epoch": k, "n": n}: wait until n trials have reported epoch k (proof that n ran at once);
   after "timeout" seconds (default 300) go on and leave FAULTS/barrier-timeout.
-- "fail": {"epoch": k, "nth": i}: the i-th trial to report epoch k raises (once: FAULTS/failed.json).
+- "fail": {"epoch": k, "nth": i}: the i-th trial to report epoch k raises, once (FAULTS/failed.json): its
+  retry, which reports epoch k again when k is its last, goes on.
 - "pause": {"epoch": k, "nth": i, "node_ip": ip}: the i-th trial to report epoch k (on node `ip`, if
-  given) writes FAULTS/paused.json and waits until the test creates FAULTS/release.
+  given) writes FAULTS/paused.json and waits until the test creates FAULTS/release; once per FAULTS.
 
 "The i-th trial" is decided by exclusive file creation in FAULTS, so it holds across processes and hosts
 that share the folder; a trial counts once per fault and epoch.
@@ -90,12 +91,13 @@ def _apply(epoch: int) -> None:
             time.sleep(0.1)
 
     f = plan.get("fail")
-    if f and f["epoch"] == epoch and _nth(folder, "fail", epoch, trial) == f.get("nth", 1):
-        (folder / "failed.json").write_text(json.dumps(what))
-        raise RuntimeError(f"injected failure after epoch {epoch} (tests/faults)")
+    if f and f["epoch"] == epoch and not (folder / "failed.json").exists():  # once: its retry goes on
+        if _nth(folder, "fail", epoch, trial) == f.get("nth", 1):
+            (folder / "failed.json").write_text(json.dumps(what))
+            raise RuntimeError(f"injected failure after epoch {epoch} (tests/faults)")
 
     p = plan.get("pause")
-    if p and p["epoch"] == epoch and p.get("node_ip") in (None, node):
+    if p and p["epoch"] == epoch and p.get("node_ip") in (None, node) and not (folder / "paused.json").exists():
         if _nth(folder, "pause", epoch, trial) == p.get("nth", 1):
             (folder / "paused.json").write_text(json.dumps(what))
             while not (folder / "release").exists():
