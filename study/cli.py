@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from seqsum.cli import parse_set
 from seqsum.config import ConfigError
@@ -75,12 +76,22 @@ def _guard(fn) -> int:
     try:
         fn()
     except Interrupted as e:
+        full = _stopped_for_space()
+        if full:
+            print(f"seqsum: error: {full}", file=sys.stderr, flush=True)
+            return 1
         print(f"seqsum: study interrupted: {e}", flush=True)
         return 130
     except KeyboardInterrupt:
         print("seqsum: interrupted; continue a launched study with: seqsum study resume STUDY", flush=True)
         return 130
     return 0
+
+
+def _stopped_for_space() -> str:
+    """Why the study stopped itself, when its storage was about to fill up (study/recorder.py)."""
+    recorder = sys.modules.get("study.recorder")  # imported only when a study ran
+    return recorder.STOPPED_FOR_SPACE[0] if recorder is not None and recorder.STOPPED_FOR_SPACE else ""
 
 
 def add_parsers(sub) -> None:
