@@ -4,6 +4,7 @@ run folder the report leaves out because a file is damaged is named on stderr as
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pandas as pd
@@ -81,3 +82,37 @@ def test_a_damaged_run_folder_is_named_on_stderr_and_in_the_report(report, capsy
     warned = [line for line in err.splitlines() if line.startswith("seqsum: warning: ")]
     assert len(warned) == 1 and "broken" in warned[0] and "config.json" in warned[0]
     assert "broken" in (out / "report.md").read_text()
+
+
+def _chromium_or_skip() -> None:
+    from analysis.browser import find_chromium
+
+    if find_chromium() is None:
+        if os.environ.get("CI"):  # .ci/run installs it: missing there is a failure, not a skip
+            pytest.fail("no chromium in CI (.ci/run installs it with apt-get)")
+        pytest.skip("no chromium here (apt-get install chromium)")
+
+
+def test_the_report_opens_in_headless_chromium_with_every_image_and_no_console_error(report, tmp_path):
+    from analysis.browser import check_page
+
+    _chromium_or_skip()
+    _, out = report
+    shot = tmp_path / "first_screen.png"
+    c = check_page(out / "index.html", shot)
+    assert c.title.startswith("Sum vs product") and c.errors == []
+    n_figures = (out / "report.md").read_text().count("](figures/")
+    assert len(c.images) == n_figures >= 3 and all(ok for _, ok in c.images)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path):
+    from analysis.browser import check_page
+    from analysis.browser import main as browser
+
+    _chromium_or_skip()
+    page = tmp_path / "index.html"
+    page.write_text("<title>t</title><img alt='gone' src='missing.png'><script>console.error('boom')</script>")
+    c = check_page(page)
+    assert c.images == [("gone", False)] and any("boom" in e for e in c.errors) and not c.ok
+    assert browser([str(page)]) == 1
