@@ -153,10 +153,16 @@ def _restore_torch_rng():
 
 # --- one real smoke study, shared by every test that reads a study folder ---------------------------
 def pytest_collection_modifyitems(items):
-    """A test that reads the shared smoke study waits for a real study on Ray: it is `slow` too."""
+    """A test that reads the shared smoke study waits for a real study on Ray: it is `slow` too, and the first
+    one to run also waits for the study (its report trains the strong reference unless this machine has it
+    cached): it may take up to SMOKE_TIMEOUT seconds."""
     for item in items:
         if "smoke_study" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.timeout(SMOKE_TIMEOUT))
+
+
+SMOKE_TIMEOUT = 1200
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,15 @@ GB = 2**30
 
 @pytest.mark.parametrize(
     "over",
-    [{}, {"train.loss": "classify"}, {"train.loss": "classify", "train.task": "product", "data.eval_max_len": 6}],
+    [
+        {},
+        {"train.loss": "classify"},
+        {"train.loss": "classify", "train.task": "product", "data.eval_max_len": 6},
+        {"model.bottleneck": "digits"},
+        {"model.bottleneck": "digits", "model.head": "exact", "train.loss": "classify", "train.task": "product"},
+        {"model.bottleneck": "digits", "model.head": "nmu", "train.loss": "log"},
+        {"model.conv_padding": [1], "model.conv_pool": [2], "model.conv_channels": [8], "model.conv_kernels": [3]},
+    ],
 )
 @pytest.mark.parametrize("name", ["smoke", "seed"])
 def test_parameters_counts_what_build_makes(name, over):
@@ -73,7 +81,6 @@ MEASURED = {
 FACTOR = 3  # the bound is an upper bound: at least the measured peak, at most FACTOR times it
 
 
-@pytest.mark.slow
 @pytest.mark.slow  # a fresh process: torch's import and one real training step
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
 def test_the_bound_holds_a_real_runs_measured_peak():

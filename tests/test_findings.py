@@ -6,11 +6,14 @@ from __future__ import annotations
 import subprocess
 
 import pandas as pd
+import pytest
 import yaml
 from raytools import SEQSUM, ray_env
 
 from analysis.findings import CONTROL, collect
 from analysis.findings_doc import SECTIONS, render
+
+pytestmark = pytest.mark.slow  # a study on Ray, in subprocesses
 
 TINY_FINDINGS = {
     "what": {

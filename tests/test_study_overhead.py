@@ -5,11 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from raytools import ray_env
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_study_overhead_smoke_prints_the_split():
     r = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "study_overhead.py"), "--smoke"],
