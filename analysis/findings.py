@@ -8,10 +8,14 @@ compared. `collect(STUDY, DEST)` writes, into DEST:
   the run's summary.json numbers, exact per magnitude bin (`test/bin=<bin>/exact`, from predictions),
   exact on the digit-pair cells of the held-out pairs and on the others (`pairs/heldout_cells/exact`,
   `pairs/other_cells/exact`, in every condition, from pairs.csv), and for the conditions in EXTRAPOLATED,
-  a re-scoring of the trained checkpoint on lengths 1..EVAL_MAX_LEN (`seqsum evaluate`, kept under
+  a re-scoring of the trained checkpoint on lengths 1..EVAL_MAX_LEN (every condition of a study whose space
+  names `family`, e.g. findings-structure; `seqsum evaluate`, kept under
   STUDY/extrapolate/<trial_id>/): `ext/len=<L>/exact`, `ext/len=<L>/unreachable`, `ext/extrapolated/exact`.
-- `reference.csv`: the pipeline reference (and the most-frequent baseline) on the same test sequences:
-  task, predictor, scope (length | bin | ext_length | ext | cells), key, n, exact, ci_low, ci_high.
+- `reference.csv`: the run-stack reference (predictor `reference`: the control's conv stack), the strong
+  reference (`strong_reference`) and the most-frequent baseline on the same test sequences: task, predictor,
+  scope (length | bin | ext_length | ext | all | cells), key, n, exact, ci_low, ci_high; cells: the held-out
+  pairs' cells, the others and the 9x9 cell. A study whose points train other conv stacks adds their
+  run-stack references (`reference (conv ...)`, scopes all and bin).
 - `heldout.csv`: each held-out pair per task with its target and whether any training sequence can still
   produce that target (a classifier never trained on a class cannot answer it).
 - `meta.json`: the commands, seeds, epochs and training sequences per epoch.
@@ -71,7 +75,7 @@ def collect(study_dir: str | Path, dest: str | Path, commands: list[str], step=p
         run = Path(r.run_dir)
         step(f"[findings] {i}/{len(reps)} {r.task} {label} seed {r.seed}")
         metrics = _run_metrics(run, r.task, holdout)
-        if label in EXTRAPOLATED:
+        if label in EXTRAPOLATED or "family" in cfg.what.space:  # a study of families: every condition
             metrics.update(_extrapolated(run, study_dir / "extrapolate" / str(r.trial_id), int(r.max_len)))
         ident = {"task": r.task, "condition": label, "seed": int(r.seed), "trial_id": str(r.trial_id)}
         rows += [{**ident, "metric": k, "value": v} for k, v in sorted(metrics.items())]
@@ -120,7 +124,8 @@ def _held_cells(cells: pd.DataFrame, holdout) -> np.ndarray:
 def _kept(key: str, value: Any) -> bool:
     """The summary numbers FINDINGS.md reads (exact-match rates, test MAE/MSE, time): runs.csv stays small."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return number and (key.endswith(("/exact", "/unreachable")) or key in ("test/mae", "test/mse", "train_seconds"))
+    kept = key.endswith(("/exact", "/unreachable", "/digit_acc")) or key in ("test/mae", "test/mse", "train_seconds")
+    return number and kept
 
 
 def _extrapolated(run: Path, out: Path, trained: int) -> dict[str, float]:
@@ -181,7 +186,8 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
     from study.config import REPLICATE_PAIRS_PER_CELL
 
     from .baselines import pair_scores, score, sequence_scores
-    from .reference import get_reference
+    from .reference import get_reference, stack_label
+    from .strong_reference import get_strong
     from .tables import magnitude_bin
 
     frames = []
@@ -189,11 +195,19 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
         run = cfg.run_config(task, control)
         data = run.data
         pools = load_pools(data)
-        step(f"[findings] {task}: the pipeline reference")
+        step(f"[findings] {task}: the run-stack reference and the strong reference")
         ref = get_reference(data, run.model, pools, cache)
+        strong = get_strong(data, pools)
+        for model in _other_stacks(cfg, task, run.model):
+            other = get_reference(data, model, pools, cache)
+            name = f"reference ({stack_label(model)})"
+            seqs = sequence_scores(pools, data, task, other).replace({"predictor": {"reference": name}})
+            seqs = seqs[seqs.predictor == name].assign(key=magnitude_bin(task, seqs.target).astype(str))
+            frames.append(score(seqs, ["predictor", "key"]).assign(task=task, scope="bin"))
+            frames.append(score(seqs.assign(key="all"), ["predictor", "key"]).assign(task=task, scope="all"))
         for scope, d in (("", data), ("ext_", replace(data, eval_max_len=EVAL_MAX_LEN))):
-            seqs = sequence_scores(pools, d, task, ref)
-            seqs = seqs[seqs.predictor.isin(["reference", "most_frequent"])]
+            seqs = sequence_scores(pools, d, task, ref, strong)
+            seqs = seqs[seqs.predictor.isin(["reference", "strong_reference", "most_frequent"])]
             by_len = score(seqs, ["predictor", "length"]).rename(columns={"length": "key"})
             frames.append(by_len.assign(task=task, scope=scope + "length"))
             if scope:
@@ -203,15 +217,31 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
                 seqs = seqs.assign(key=magnitude_bin(task, seqs.target).astype(str))
                 frames.append(score(seqs, ["predictor", "key"]).assign(task=task, scope="bin"))
                 frames.append(score(seqs.assign(key="all"), ["predictor", "key"]).assign(task=task, scope="all"))
-        grid = pair_scores(pools, replace(data, pairs_per_cell=REPLICATE_PAIRS_PER_CELL), task, ref)
-        held = _held_cells(grid, holdout)
-        for name, part in (("heldout_cells", grid[held]), ("other_cells", grid[~held])):
-            k, n = int(round((part.exact * part.n).sum())), int(part.n.sum())
-            frames.append(_rate_row(task, "reference", "cells", name, k, n))
+        grid_data = replace(data, pairs_per_cell=REPLICATE_PAIRS_PER_CELL)
+        for predictor, reader in (("reference", ref), ("strong_reference", strong)):
+            grid = pair_scores(pools, grid_data, task, reader)
+            held = _held_cells(grid, holdout)
+            nine = grid[(grid.a == 9) & (grid.b == 9)]
+            for name, part in (("heldout_cells", grid[held]), ("other_cells", grid[~held]), ("9x9", nine)):
+                k, n = int(round((part.exact * part.n).sum())), int(part.n.sum())
+                frames.append(_rate_row(task, predictor, "cells", name, k, n))
     cols = ["task", "predictor", "scope", "key", "n", "exact", "ci_low", "ci_high"]
     out = pd.concat(frames, ignore_index=True)
     out["key"] = out.key.astype(str)
     return out[cols]
+
+
+def _other_stacks(cfg, task: str, control_model) -> list:
+    """The conv stacks the study's points train other than the control's (one model config each)."""
+    from .reference import stack_of
+
+    seen, out = [stack_of(control_model)], []
+    for p in cfg.first_points():
+        model = cfg.run_config(task, p).model
+        if stack_of(model) not in seen:
+            seen.append(stack_of(model))
+            out.append(model)
+    return out
 
 
 def _rate_row(task: str, predictor: str, scope: str, key: str, k: int, n: int) -> pd.DataFrame:

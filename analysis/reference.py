@@ -1,4 +1,4 @@
-"""The pipeline reference: a digit classifier, then exact arithmetic on the digits it reads.
+"""The run-stack reference: a digit classifier, then exact arithmetic on the digits it reads.
 
 The classifier is the run's own conv stack (seqsum.model.CnnGru's, same layers and activation) with a
 10-way head, trained on the same training images (same data split). It reads every image of the SAME
@@ -18,7 +18,7 @@ import io
 import json
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,8 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, model: ModelConfig):
         super().__init__()
-        stack = CnnGru(model)
+        plain = {k: v for k, v in (("head", "dense"), ("bottleneck", "none")) if hasattr(model, k)}
+        stack = CnnGru(replace(model, **plain))  # only the conv stack is used: any head builds the same one
         self.cnn, self.drop, self.head = stack.cnn, nn.Dropout(0.25), nn.Linear(stack.feat_dim, 10)
 
     @property
@@ -93,14 +94,24 @@ class Reference:
 
 
 def stack_of(model: ModelConfig) -> dict:
-    """The part of a model config the classifier copies."""
-    return {"conv_channels": list(model.conv_channels), "conv_kernels": list(model.conv_kernels),
-            "activation": model.activation}  # fmt: skip
+    """The part of a model config the classifier copies (padding and pooling only when a stack has them, so
+    a stack without them keeps the cache key it always had)."""
+    out = {"conv_channels": list(model.conv_channels), "conv_kernels": list(model.conv_kernels),
+           "activation": model.activation}  # fmt: skip
+    for key in ("conv_padding", "conv_pool"):
+        if getattr(model, key, ()):
+            out[key] = list(getattr(model, key))
+    return out
 
 
 def stack_label(model: ModelConfig) -> str:
-    convs = ", ".join(f"{c}x{k}x{k}" for c, k in zip(model.conv_channels, model.conv_kernels)) or "no conv"
-    return f"conv {convs} ({model.activation})"
+    pads, pools = getattr(model, "conv_padding", ()) or (), getattr(model, "conv_pool", ()) or ()
+    layers = []
+    for i, (c, k) in enumerate(zip(model.conv_channels, model.conv_kernels)):
+        pad = f" pad {pads[i]}" if i < len(pads) and pads[i] else ""
+        pool = f" pool {pools[i]}" if i < len(pools) and pools[i] > 1 else ""
+        layers.append(f"{c}x{k}x{k}{pad}{pool}")
+    return f"conv {', '.join(layers) or 'no conv'} ({model.activation})"
 
 
 def cache_key(data: DataConfig, model: ModelConfig) -> str:

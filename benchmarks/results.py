@@ -6,8 +6,10 @@ paragraph from the small summaries committed in docs/data/.
     .venv/bin/python benchmarks/results.py --collect STUDY_DIR --as seed     # copy a study's report tables
                                                                              # into docs/data/seed/, then rewrite
     .venv/bin/python benchmarks/results.py --collect STUDY_DIR --as findings --command ...
-                                                                             # a findings study (issue 12) into
+                                                                             # a findings study into
                                                                              # docs/data/findings/, then rewrite
+                                                                             # (--as findings-structure: the
+                                                                             # structure study's folder)
 
 Numbers are never typed by hand: every one comes from a CSV/JSON file in docs/data/ that a committed command
 wrote (each folder's meta.json names it). A sentence that ranks two loss families is written only when
@@ -42,6 +44,7 @@ COMMAND = ".venv/bin/python benchmarks/results.py"
 TABLES = ("comparison", "compared_runs", "baselines", "per_length", "by_bin", "pair_verdicts")
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 EXACT = "test/exact"
+FINDINGS_DATA = ("findings", "findings-structure")  # --as names collected by analysis.findings.collect
 SHOWN = {"test/exact": "test exact", "test/mae": "test MAE", "test/mse": "test MSE", "pairs/9x9/exact": "9x9 exact"}
 
 
@@ -241,10 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="", help="with --collect: the seeds, e.g. '1000-1004 (5 per family)'")
     p.add_argument("--budget", default="", help="with --collect: the shared budget, e.g. '5 epochs of 20,000'")
     a = p.parse_args(argv)
-    if a.collect and a.name == "findings":
+    if a.collect and a.name in FINDINGS_DATA:
         if not a.command:
-            p.error("--collect STUDY_DIR --as findings needs --command (one or more: what measured it)")
-        collect_findings(a.collect, DATA / "findings", a.command)
+            p.error(f"--collect STUDY_DIR --as {a.name} needs --command (one or more: what measured it)")
+        collect_findings(a.collect, DATA / a.name, a.command)
     elif a.collect:
         if not (a.name and a.command and a.design and a.seeds and a.budget):
             p.error("--collect needs --as, --command (one or more), --design, --seeds and --budget")

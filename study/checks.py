@@ -98,12 +98,13 @@ def _what_problems(c: StudyConfig) -> list[str]:
         base = c.base_run(w.tasks[0])
     except ConfigError as e:
         return [f"invalid run config in the study: {e}"]
+    if c._reachable[1]:  # every loss x head x bottleneck the sampler can reach must be a valid run config
+        return c._reachable[1]
     for point in corners(w.space):
         try:
             params_to_run(base, point)
         except ConfigError as e:
             return [f"invalid run config in the study at {point}: {e}"]
-    p += c._reachable[1]  # every loss x head x bottleneck the sampler can reach must be a valid run config
     if base.train.device == "cuda" and c.where.gpus_per_trial == 0:
         p.append("what.base sets train.device=cuda but where.gpus_per_trial is 0; give --gpus-per-trial > 0")
     if not p and w.points:

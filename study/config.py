@@ -48,7 +48,7 @@ from seqsum.config import TASKS, ConfigError, RunConfig, read_config_text, yaml_
 
 from . import checks
 from .family import family_of, reachable
-from .space import ALIASES, SEED_POINT, active, contains, ordered, params_to_run
+from .space import ALIASES, SEED_POINT, active, contains, ordered, params_to_run, shorthand_value
 
 PRESET_DIR = Path(__file__).parent / "presets"
 REPLICATE_PAIRS_PER_CELL = 200  # test sequences per digit-pair cell in every replicate (issue 11)
@@ -228,11 +228,12 @@ class StudyConfig:
 
 def _base_value(base: RunConfig, name: str) -> Any:
     """The base config's value of a space parameter named as a config key or ALIASES shorthand (a
-    width/depth shorthand has no single value: None). An empty holdout is spelled 'none' in a space."""
+    width/depth shorthand has no single value: None; family and conv_stack: space.shorthand_value). An empty
+    holdout is spelled 'none' in a space."""
     key = ALIASES.get(name, name)
     section, _, attr = key.partition(".")
     if not attr:
-        return None
+        return shorthand_value(base, name)
     value = getattr(getattr(base, section), attr)
     if key == "data.holdout" and not value:
         return "none"

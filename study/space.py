@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from seqsum.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from seqsum.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 
-from .family import parse_family
+from .family import family_of, parse_family
 
 ROLES = ("scientific", "nuisance")
 
@@ -27,6 +27,7 @@ PARAMS: dict[str, str] = {
     "gru_width": "hidden size of the first GRU layer; halves per layer (int >= 1)",
     "loss": "loss family: mse | log | classify",
     "family": "the search arm: a loss with its bottleneck and head (study.family), e.g. classify, classify+exact",
+    "conv_stack": "a named conv stack (STACKS): seed (the original post's) | strong (padding, pooling, relu)",
     "standardize": "mse only: regress the standardized value (bool)",
     "activation": "conv activation: tanh | relu",
     "lr": "learning rate (float > 0)",
@@ -64,7 +65,15 @@ SEED_POINT = {
     "dropout": 0.2,
     "optimizer": "rmsprop",
     "family": "mse",
+    "conv_stack": "seed",
 }
+# Named conv stacks (`conv_stack`): every key a stack sets, so a point on one never inherits the other's.
+STACKS: dict[str, dict[str, Any]] = {
+    "seed": {"model.conv_channels": [8, 16], "model.conv_kernels": [4, 3], "model.conv_padding": [],
+             "model.conv_pool": [], "model.activation": "tanh"},
+    "strong": {"model.conv_channels": [32, 64], "model.conv_kernels": [3, 3], "model.conv_padding": [1, 1],
+               "model.conv_pool": [2, 2], "model.activation": "relu"},
+}  # fmt: skip
 # The run config keys a family stands for (study.family): a space names them or `family`, never both.
 IDENTITY_KEYS = ("train.loss", "model.bottleneck", "model.head")
 
@@ -86,8 +95,22 @@ def params_to_run(base: RunConfig, params: dict[str, Any]) -> RunConfig:
         o["model.gru_hidden"] = [max(1, width // 2**i) for i in range(depth)]
     if "family" in params:
         o.update(parse_family(params["family"]))
+    if "conv_stack" in params:
+        if params["conv_stack"] not in STACKS:
+            raise ConfigError(f"unknown conv_stack {params['conv_stack']!r}; allowed: {', '.join(STACKS)}")
+        o.update(STACKS[params["conv_stack"]])
     o.update({ALIASES.get(k, k): v for k, v in params.items() if k in ALIASES or "." in k})
     return base.replace(o)
+
+
+def shorthand_value(base: RunConfig, name: str) -> Any:
+    """The base config's value of `family` or `conv_stack` (the named stack it is, else None)."""
+    if name == "family":
+        return family_of(base)
+    if name == "conv_stack":
+        m = {f"model.{k}": list(v) if isinstance(v, tuple) else v for k, v in vars(base.model).items()}
+        return next((n for n, keys in STACKS.items() if all(m.get(k) == v for k, v in keys.items())), None)
+    return None
 
 
 def identity_names(space: dict[str, Any]) -> list[str]:

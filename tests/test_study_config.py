@@ -56,8 +56,8 @@ def test_conditions_that_depend_on_each_other_are_refused_as_a_cycle():
 def test_conditional_parameter_only_when_its_condition_holds():
     space = load_preset("quick").what.space
     assert "when" in space["standardize"]
-    mse = suggest(optuna.trial.FixedTrial({**_fixed(space), "loss": "mse", "standardize": True}), space)
-    cls = suggest(optuna.trial.FixedTrial({**_fixed(space), "loss": "classify"}), space)
+    mse = suggest(optuna.trial.FixedTrial({**_fixed(space), "family": "mse", "standardize": True}), space)
+    cls = suggest(optuna.trial.FixedTrial({**_fixed(space), "family": "classify"}), space)
     assert mse["standardize"] is True and "standardize" not in cls
 
 
@@ -204,8 +204,11 @@ def test_every_loss_family_is_enqueued_before_the_sampler():
     smoke = load_preset("smoke")
     assert smoke.first_points() == [{"loss": f} for f in LOSSES]
     assert smoke.how.num_samples >= len(LOSSES)  # so a smoke study always has every family
-    full = load_preset("full").first_points()  # the original model (mse) first, then the other families
-    assert full[0] == load_preset("full").seed_point() and full[1:] == [{"loss": "log"}, {"loss": "classify"}]
+    full = load_preset("full")  # the original model (mse) first, then the other families (loss, head, bottleneck)
+    points = full.first_points()
+    assert points[0] == full.seed_point() and points[0]["family"] == "mse"
+    assert points[1:] == [{"family": f} for f in full.families() if f != "mse"]
+    assert {"log", "classify", "classify+exact", "mse+digits+nmu"} <= set(full.families())
 
 
 def test_base_run_is_built_once_per_study_config():
