@@ -122,7 +122,8 @@ def _compared(ctx: Ctx, task: str, runs: pd.DataFrame, reps: pd.DataFrame, plann
             "_covers": {(str(f), str(h)) for f, h in zip(g.family.str.split(" ").str[0], _head(g))},
         }  # fmt: skip
         epochs = sorted(set(g.epochs.dropna().astype(int))) if "epochs" in g else []
-        row["status"] += f", {'/'.join(map(str, epochs))} epochs" if epochs else ""
+        if epochs:
+            row["status"] += f", {'/'.join(map(str, epochs))} epoch{'s' * (epochs != [1])}"
         if rare is not None:
             b = bins[(bins.family == family) & (bins.bin.astype(str) == rare)]
             row[f"rarest bin ({rare})"] = _iv(b.exact.iloc[0], b.ci_low.iloc[0], b.ci_high.iloc[0]) if len(b) else "-"
@@ -208,10 +209,11 @@ def _uncompared(
         if len(statuses) > 1:
             runs += " (" + ", ".join(f"{n} {st}" for st, n in statuses.items()) + ")"
         ok = best.status == "ok" and pd.notna(best.get("test/exact"))
+        wilson = cells_wilson(best.to_frame().T) if ok else None
         out.append({
             "arm": _label(family, head), "runs": runs,
             "status": _status(best, planned) + (" (search only, not compared)" if ok else ""),
-            "test exact": _iv(best["test/exact"], *cells_wilson(best.to_frame().T)) if ok else "-",
+            "test exact": (_iv(best["test/exact"], *wilson) if wilson else f"{best['test/exact']:.3f}") if ok else "-",
             "valid exact": f"{value:.3f}" if pd.notna(value) and metric == "valid/exact" else "-",
             "_mean": None, "_lo": None, "_hi": None, "_stopped": True, "_rankable": False,
         })  # fmt: skip
