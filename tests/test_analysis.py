@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from analysis.doc import slug
 from analysis.filters import random_similarity, similarity
 from analysis.load import load_study
 from analysis.optuna_db import optuna_importances
@@ -118,6 +119,9 @@ def check_pngs(report: Path) -> None:
     html = (report / "index.html").read_text()
     assert "http://" not in html and "https://" not in html  # no CDN: opens offline
     srcs, hrefs = re.findall(r"src='([^']+)'", html), re.findall(r"href='([^']+)'", html)
+    anchors = [h for h in hrefs if h.startswith("#")]  # the contents list: each names a heading's id
+    assert anchors and all(f"id='{a[1:]}'" in html for a in anchors)
+    hrefs = [h for h in hrefs if not h.startswith("#")]
     assert len(srcs) == len(hrefs) >= 6
     for src in srcs:  # embedded: the HTML alone shows every figure
         assert src.startswith("data:image/png;base64,")
@@ -131,7 +135,7 @@ def check_pngs(report: Path) -> None:
 def check_sections(report: Path) -> None:
     md, html = (report / "report.md").read_text(), (report / "index.html").read_text()
     for name in SECTIONS:
-        assert f"## {name}" in md and f"<h2>{name}</h2>" in html, name
+        assert f"## {name}" in md and f"<h2 id='{slug(name)}'>{name}</h2>" in html, name
 
 
 @pytest.fixture(scope="session")
