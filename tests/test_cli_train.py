@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -385,6 +386,21 @@ def test_missing_out(tmp_path, monkeypatch):
     rc, _, stderr = run_cli("train", "--smoke")
     assert rc == 2 and "--out" in stderr and len(stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_refuses_a_checkpoint_with_a_device_generator_state(tmp_path, smoke_run):
+    """A data generator state of a CUDA generator (16 bytes: what an older seqsum that drew on the GPU
+    saved) cannot continue the CPU data stream: one line, exit 2, the run folder left as it was."""
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, run / "checkpoint.pt")
+    before = tree(tmp_path)
+    rc, stdout, stderr = run_cli("train", "--resume", run, "--epochs", "3")
+    assert rc == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1, stderr
+    assert "random state cannot be restored" in stderr and str(run / "checkpoint.pt") in stderr
+    assert tree(tmp_path) == before
 
 
 def test_resume_from_a_corrupted_checkpoint(tmp_path, smoke_run):
