@@ -112,18 +112,21 @@ def test_report_on_a_full_disk_stops_in_one_line_and_is_written_once_space_is_fr
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two smoke studies: the launch that stops, then its resume
 def test_study_on_a_full_storage_stops_in_one_line_and_resumes(tmp_path):
+    from raytools import ray_env
+
     with tmpfs(tmp_path / "fs", "64m") as fs:
         cmd = [sys.executable, "-m", "seqsum.cli", "study"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = ray_env()
         fill(fs, 6 * 2**20)  # room for the study folder and a few checkpoints, below the study's free-space floor
         p = subprocess.run([*cmd, "launch", "--preset", "smoke", "--storage", str(fs), "--name", "s", "--no-report"],
-                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+                           capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
         assert p.returncode == 1, p.stdout + p.stderr
         line = one_error_line(p.stderr)
         assert "no space left in" in line and str(fs) in line and f"seqsum study resume {fs / 's'}" in line, line
         (fs / "ballast").unlink()
         p = subprocess.run([*cmd, "resume", str(fs / "s"), "--no-report"], capture_output=True, text=True, env=env,
-                           timeout=600)  # fmt: skip
+                           timeout=900)  # fmt: skip
         assert p.returncode == 0, p.stdout + p.stderr
         assert (fs / "s" / "trials.csv").is_file()
