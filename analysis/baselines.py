@@ -43,7 +43,7 @@ BASELINE_SEED = 7_000_001
 def training_constants(pools: Pools, data: DataConfig, task: str) -> tuple[float, float]:
     """(most frequent target, mean target) of the training distribution."""
     gen = torch.Generator().manual_seed(BASELINE_SEED)
-    seqs = sample(pools, pools.train, data.train_size, data.min_len, data.max_len, gen)
+    seqs = sample(pools, pools.train, data.train_size, data.min_len, data.max_len, gen, digits=data.digits)
     t = target(task, seqs.digits, seqs.lengths).cpu().numpy()
     values, counts = np.unique(t, return_counts=True)
     return float(values[np.argmax(counts)]), float(t.mean())

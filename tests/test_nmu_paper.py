@@ -229,3 +229,10 @@ def test_success_report_groups_run_folders_into_arms(tmp_path, capsys):
     assert success_main([str(tmp_path), "--json", str(out)]) == 2  # nothing is overwritten
     assert success_main([str(tmp_path / "learned0")]) == 2  # no solved reference: one line, exit 2
     assert "solved" in capsys.readouterr().err
+
+
+def test_the_constant_baselines_draw_from_the_allowed_digits(pools):
+    from analysis.baselines import training_constants
+
+    data = RunConfig().replace({"data.digits": [5], "data.min_len": 2, "data.max_len": 2}).data
+    assert training_constants(pools, data, "sum") == (10.0, 10.0)
