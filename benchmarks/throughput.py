@@ -43,6 +43,7 @@ from seqsum.config import ModelConfig, preset  # noqa: E402
 from seqsum.data import Sequences, eval_sets, load_pools, sample  # noqa: E402
 from seqsum.evaluate import predict, value_metrics  # noqa: E402
 from seqsum.model import CnnGru  # noqa: E402
+from seqsum.stack import conv_layers, feature_size  # noqa: E402
 from seqsum.targets import target  # noqa: E402
 
 
@@ -163,12 +164,8 @@ class PaddedInputCnnGru(CnnGru):
 # --- counting --------------------------------------------------------------------------------------
 def train_flops_per_seq(m: ModelConfig, mean_len: float, out_dim: int = 1) -> float:
     """Multiply-adds x 2 of conv, GRU and head per sequence, x3 for forward + backward."""
-    conv, c_in, side = 0, 1, 28
-    for c, k in zip(m.conv_channels, m.conv_kernels):
-        side -= k - 1
-        conv += 2 * c * side * side * c_in * k * k
-        c_in = c
-    gru, d = 0, c_in * side * side
+    conv = sum(2 * x.c_out * x.side_conv**2 * x.c_in * x.kernel**2 for x in conv_layers(m))
+    gru, d = 0, feature_size(m)
     for h in m.gru_hidden:
         gru += 2 * 3 * h * (d + h)  # input and hidden projections of the 3 gates
         d = h

@@ -91,8 +91,12 @@ def parameters(cfg: RunConfig) -> int:
     return n + (d_in + 1) * _out_dim(cfg)
 
 
-def estimate(cfg: RunConfig) -> list[Part]:
-    """The big allocations of a run, largest first."""
+TRAINING_ONLY = ("an epoch's training sequences", "a training batch's activations and gradients")
+
+
+def estimate(cfg: RunConfig, evaluating: bool = False) -> list[Part]:
+    """The big allocations of a run, largest first; `evaluating` (seqsum evaluate): without training's (its
+    sequences, a training batch, gradients and optimizer state)."""
     d, m, t = cfg.data, cfg.model, cfg.train
     per_image, _ = _per_image_floats(cfg)
     h0, rest = m.gru_hidden[0], sum(m.gru_hidden[1:])
@@ -115,7 +119,7 @@ def estimate(cfg: RunConfig) -> list[Part]:
             "a training batch's activations and gradients",
             2 * t.batch_size * T * per_step,
             "device",
-            (("train.batch_size", t.batch_size), ("data.max_len", T)),
+            (("train.batch_size", t.batch_size), ("data.max_len", T)) + (((te_key, Te),) if exact else ()),
         ),
         Part(
             "the validation sequences",
@@ -143,14 +147,14 @@ def estimate(cfg: RunConfig) -> list[Part]:
         ),
         Part(
             "the model, its gradients and optimizer state",
-            16 * parameters(cfg),
+            (4 if evaluating else 16) * parameters(cfg),
             "device",
             (),
         ),
     ]
     if exact:
         parts.append(Part("the exact head's class map", 8 * 10 * _out_dim(cfg), "device", ((te_key, Te),)))
-    return sorted(parts, key=lambda p: -p.bytes)
+    return sorted((p for p in parts if not (evaluating and p.what in TRAINING_ONLY)), key=lambda p: -p.bytes)
 
 
 def _eval_batch_bytes(cfg: RunConfig) -> float:
@@ -183,9 +187,11 @@ def gpu_memory(cfg: RunConfig) -> int | None:
     return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
 
 
-def _over(cfg: RunConfig, host: int, device: int | None) -> tuple[str, float, int, list[Part]] | None:
+def _over(
+    cfg: RunConfig, host: int, device: int | None, evaluating: bool = False
+) -> tuple[str, float, int, list[Part]] | None:
     """(kind of memory, bytes needed, bytes available, its parts) of the first budget `cfg` exceeds, or None."""
-    parts = estimate(cfg)
+    parts = estimate(cfg, evaluating)
     if device is None:
         budgets = {"memory": (host, parts)}
     else:
@@ -200,12 +206,14 @@ def _over(cfg: RunConfig, host: int, device: int | None) -> tuple[str, float, in
     return None
 
 
-def _largest_fitting(cfg: RunConfig, key: str, value: int, host: int, device: int | None) -> int:
+def _largest_fitting(
+    cfg: RunConfig, key: str, value: int, host: int, device: int | None, evaluating: bool = False
+) -> int:
     """The largest value of config `key` (<= value) with which the run fits; 0 if none does."""
 
     def fits(v: int) -> bool:
         try:
-            return _over(cfg.replace({key: v}), host, device) is None
+            return _over(cfg.replace({key: v}), host, device, evaluating) is None
         except ConfigError:  # e.g. max_len below min_len
             return False
 
@@ -219,16 +227,16 @@ def _largest_fitting(cfg: RunConfig, key: str, value: int, host: int, device: in
 _DEFAULTS = {"data.max_len": 4, "data.eval_max_len": 4}
 
 
-def check_memory(cfg: RunConfig, host: int | None = None, device: int | None = None) -> None:
+def check_memory(cfg: RunConfig, host: int | None = None, device: int | None = None, evaluating: bool = False) -> None:
     """Raise ConfigError (one line) if `cfg` needs more memory than this machine has.
 
     host: bytes of host memory (default: this machine's); device: bytes of GPU memory when the run is
     on a GPU (default: this machine's GPU, if the run will use one; None = everything is on the host).
     The message names the largest part, the config value that grew it most, and the largest value of it
-    that fits here."""
+    that fits here. `evaluating`: the run is only scored (seqsum evaluate), nothing is trained."""
     host = machine_memory() if host is None else host
     device = gpu_memory(cfg) if device is None else device
-    over = _over(cfg, host, device)
+    over = _over(cfg, host, device, evaluating)
     if over is None:
         return
     kind, total, have, parts = over
@@ -246,7 +254,7 @@ def check_memory(cfg: RunConfig, host: int | None = None, device: int | None = N
             return kv[1] / base
 
         key, value = max(big.grows_with, key=pushed)
-        bound = _largest_fitting(cfg, key, value, host, device)
+        bound = _largest_fitting(cfg, key, value, host, device, evaluating)
         others = "".join(f" with {k}={v}" for k, v in big.grows_with if k != key)
         shrink = f"no {key} fits{others}: shrink the model ({_widths(cfg)})"
         allowed = f"{key} <= {bound:,}{others}" if bound else shrink

@@ -66,7 +66,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         overrides.setdefault("data.source", "mnist")
     ecfg = cfg.replace(overrides)
     device = resolve_device(ecfg.train.device)
-    check_memory(ecfg)
+    check_memory(ecfg, evaluating=True)  # scoring only: no training batch, gradients or optimizer state
     if ecfg.model.head == "exact":  # the same weights, the classes of the evaluation's lengths
         model, codec = build(ecfg)
         model.load_state_dict(state["model"])
