@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import pickle
 import time
 import zipfile
 from pathlib import Path
@@ -211,7 +212,7 @@ def _load(folder: Path) -> Reference:
     if not isinstance(info, dict) or info.get("reader") != NAME or info.get("version") != READER_VERSION:
         raise CorruptFile(f"{str(folder / FILES[0])!r} does not describe strong reference v{READER_VERSION}")
     model = StrongReader()
-    damaged = (OSError, RuntimeError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+    damaged = (OSError, RuntimeError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
     try:
         model.load_state_dict(torch.load(folder / FILES[1], map_location="cpu", weights_only=True))
         with np.load(folder / FILES[2]) as arrays:
