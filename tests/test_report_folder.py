@@ -105,7 +105,7 @@ def test_comparison_tables_and_separated_sentences(tmp_path, cache):
         t = pd.read_csv(out / "tables" / f"{name}.csv")
         assert {"ci_low", "ci_high"} <= set(t.columns) and len(t) and (t.ci_low <= t.ci_high + 1e-12).all(), name
     base = pd.read_csv(out / "tables" / "baselines.csv")
-    assert set(base.predictor) == {"most_frequent", "train_mean", "reference"}
+    assert set(base.predictor) == {"most_frequent", "train_mean", "reference", "strong_reference"}
     assert set(base.scope) == {"all", "length", "bin"}
     lengths = pd.read_csv(out / "tables" / "per_length.csv")
     assert {"reference", "most_frequent", "train_mean", "share_of_reference"} <= set(lengths.columns)
