@@ -158,3 +158,30 @@ def test_arms_of_one_family_are_named_by_what_is_not_the_family():
         }
     )
     assert list(arms(reps).family) == ["classify+exact (conv_stack=seed)", "classify+exact (conv_stack=strong)"]
+
+
+def test_findings_structure_runs_every_family_on_both_stacks_with_large_test_sets():
+    """The structure preset stands apart from the findings preset (its own control, 100,000 test sequences so
+    the rarest bins have narrow intervals): 5 families x 2 conv stacks, one point each, nothing sampled."""
+    from analysis.findings import condition_label
+    from seqsum.budget import estimate, machine_memory
+
+    cfg = load_preset("findings-structure")
+    points = cfg.first_points()
+    assert len(points) == cfg.how.num_samples == 10
+    labels = [condition_label(p, points[0]) for p in points]
+    assert labels[0] == "control" and len(set(labels)) == 10
+    for task in cfg.what.tasks:
+        runs = [cfg.run_config(task, p) for p in points]
+        assert {(r.train.loss, r.model.bottleneck, r.model.head) for r in runs} == {
+            ("classify", "none", "dense"), ("classify", "digits", "dense"), ("mse", "digits", "nau"),
+            ("mse", "digits", "nmu"), ("classify", "digits", "exact"),
+        }  # fmt: skip
+        assert {r.model.conv_pool for r in runs} == {(), (2, 2)}
+        assert all(r.data.test_size == 100_000 for r in runs)
+        # every replicate, re-scored on lengths 1..8, fits in memory with room for two at a time
+        for p in points:
+            run = cfg.replicate_run({"task": task, "params": p, "seed": 1000, "epochs": 4})
+            need = sum(part.bytes for part in estimate(run.replace({"data.eval_max_len": 8})))
+            assert 2 * need < 0.8 * machine_memory()
+    assert "structure" not in load_preset("findings").to_yaml()  # not a section of the findings study
