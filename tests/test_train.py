@@ -379,6 +379,7 @@ LEARNING = {
 }
 
 
+@pytest.mark.slow  # about a minute of training on an idle 2-core box
 def test_sum_is_learned_on_held_out_digits(pools):
     cfg = tiny_config(**LEARNING)
     t0 = time.process_time()
