@@ -20,7 +20,7 @@ from seqsum.config import ConfigError
 from seqsum.files import CorruptFile, read_json, write_csv, write_json, write_text, write_with
 
 from . import first_screen, plots, sections, tables
-from .baselines import Setup, build_setups
+from .baselines import Setup, build_setups, yardstick_table
 from .doc import Doc
 from .filters import compare_run, plot_filters
 from .load import Study, load_study
@@ -49,7 +49,7 @@ class Ctx:
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # the compared runs (analysis.scores)
     source: str = "search"  # replicates | search | mixed (per task)
     setups: list[Setup] = field(default_factory=list)
-    yard: pd.DataFrame = field(default_factory=pd.DataFrame)  # baselines and reference (tables/baselines.csv)
+    yard: pd.DataFrame = field(default_factory=lambda: yardstick_table([]))  # tables/baselines.csv
     best: pd.DataFrame = field(default_factory=pd.DataFrame)  # best search trial per family / bucket
     written: list[str] = field(default_factory=list)
     t0: float = field(default_factory=time.perf_counter)

@@ -16,6 +16,7 @@ import logging
 import os
 import resource
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,19 @@ from .config import StudyConfig
 from .family import family_of
 
 
+def _unraisable(args: Any, default: Any = sys.__unraisablehook__) -> None:
+    if not issubclass(args.exc_type, SystemExit):
+        default(args)
+
+
+def quiet_shutdown() -> None:
+    """Keep a trial's worker from printing Ray's shutdown as a failure. Ray's SIGTERM handler raises
+    SystemExit; when the signal lands while a finalizer runs, Python prints it as 'Exception ignored in:
+    ... SystemExit: 1' although the worker is only being stopped. Such SystemExits are dropped; every other
+    unraisable exception (and every exception a trial raises) is printed as before."""
+    sys.unraisablehook = _unraisable
+
+
 def run_trial(
     config: dict[str, Any],
     study: StudyConfig,
@@ -46,6 +60,7 @@ def run_trial(
     from ray import tune
 
     started = time.time()
+    quiet_shutdown()
     logging.getLogger("ray").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
     ctx = tune.get_context()
     done = (finished or {}).get(ctx.get_trial_id())

@@ -169,7 +169,8 @@ def test_smoke_study_replicated_comparison(smoke_study, smoke_report):
     assert len(pairs) == 2 * 3 * 100 and (pairs.n / pairs.n_seeds >= 200).all()
     assert {"reference", "reference_ci_low", "below_reference"} <= set(pairs.columns)
     base = pd.read_csv(out / "tables" / "baselines.csv")
-    assert set(base.predictor) == {"most_frequent", "train_mean", "reference"} and set(base.task) == {"sum", "product"}
+    assert set(base.predictor) == {"most_frequent", "train_mean", "reference", "strong_reference"}
+    assert set(base.task) == {"sum", "product"}
     md = (out / "report.md").read_text()
     assert "over 2 seeds" in md and "± 0" not in md and "ceiling" not in md.lower()
     assert re.search(r"(beats|not separated)", md)
@@ -350,8 +351,8 @@ def test_replicates_of_several_configs_of_one_family_are_compared_as_arms():
                 "classify",
                 **{"train.loss": "classify", "data.balance": "none", "model.outputs": "every_step"},
             ),
-            rep("sum", "d", "mse", **{"train.loss": "mse", "model.head": "dense"}),
-            rep("sum", "e", "mse", **{"train.loss": "mse", "model.head": "nau"}),
+            rep("sum", "d", "mse", **{"train.loss": "mse", "train.lr": 0.001}),
+            rep("sum", "e", "mse", **{"train.loss": "mse", "train.lr": 0.01}),
             rep("product", "f", "log", **{"loss": "log"}),
         ]
     )
@@ -359,7 +360,7 @@ def test_replicates_of_several_configs_of_one_family_are_compared_as_arms():
         "classify",  # the most common values: the control keeps the family's name
         "classify (data.balance=target)",
         "classify (model.outputs=every_step)",
-        "mse (model.head=dense)",  # a tie: every arm is named
-        "mse (model.head=nau)",
+        "mse (train.lr=0.001)",  # a tie: every arm is named
+        "mse (train.lr=0.01)",
         "log",  # one config per family (study rerun --per-family): unchanged
     ]
