@@ -1,4 +1,5 @@
-"""The seaborn figure of one docs/FINDINGS.md section (analysis.findings_doc draws one per section)."""
+"""The seaborn figures of docs/FINDINGS.md: one per section (analysis.findings_doc draws them); it reads
+analysis.findings_data, never findings_doc, so the two import no cycle."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .findings_doc import NAMES
+from .findings_data import NAMES
 
 
 def figure(d, s, comps, path: Path) -> None:
