@@ -11,20 +11,22 @@ compared. `collect(STUDY, DEST)` writes, into DEST:
   a re-scoring of the trained checkpoint on lengths 1..EVAL_MAX_LEN (every condition of a study whose space
   names `family`, e.g. findings-structure; `seqsum evaluate`, kept under
   STUDY/extrapolate/<trial_id>/): `ext/len=<L>/exact`, `ext/len=<L>/unreachable`, `ext/extrapolated/exact`.
-- `reference.csv`: the run-stack reference (predictor `reference`: the control's conv stack), the strong
-  reference (`strong_reference`) and the most-frequent baseline on the same test sequences: task, predictor,
-  scope (length | bin | ext_length | ext | all | cells), key, n, exact, ci_low, ci_high; cells: the held-out
-  pairs' cells, the others and the 9x9 cell. A study whose points train other conv stacks adds their
-  run-stack references (`reference (conv ...)`, scopes all and bin).
+- `reference.csv`: the run-stack reference (predictor `reference`: the control's conv stack; a study whose
+  points train other conv stacks adds theirs, `reference (conv ...)`), the strong reference
+  (`strong_reference`) and the most-frequent baseline on the same test sequences: task, predictor, scope
+  (length | bin | ext_length | ext | all | cells | digits), key, n, exact, ci_low, ci_high; cells: the held-out
+  pairs' cells, the others and the 9x9 cell; digits: each reader's digit accuracy on the test pool.
 - `heldout.csv`: each held-out pair per task with its target and whether any training sequence can still
   produce that target (a classifier never trained on a class cannot answer it).
-- `meta.json`: the commands, seeds, epochs and training sequences per epoch.
+- `meta.json`: the commands, seeds, epochs, training sequences per epoch, test sequences, and per designed
+  point its condition, family, conv stack and the predictor of its run-stack reference (`points`).
 
 The condition of a run is read from its params.json (the point it replicates), never from folder names.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +94,10 @@ def collect(study_dir: str | Path, dest: str | Path, commands: list[str], step=p
             "seeds": sorted({int(s) for s in reps.seed}),
             "epochs": int(plan["points"][0]["epochs"]),
             "train_size": cfg.base_run(cfg.what.tasks[0]).data.train_size,
+            "test_size": cfg.base_run(cfg.what.tasks[0]).data.test_size,
             "eval_max_len": EVAL_MAX_LEN,
             "conditions": [condition_label(p, control) for p in points],
+            "points": _points(cfg, control),
         },
     )
     return runs
@@ -178,15 +182,17 @@ def _heldout_table(cfg, holdout: tuple[tuple[int, int], ...]) -> pd.DataFrame:
 
 
 def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.DataFrame:
-    """The pipeline reference and the most-frequent baseline on the control's test sequences (per length
-    and bin), on the EVAL_MAX_LEN test sequences the extrapolation used, and on the held-out cells."""
+    """The run-stack reference of every conv stack the study trains (`reference` for the control's, `reference
+    (conv ...)` for the others), the strong reference and the most-frequent baseline, all on the control's test
+    sequences (per length and bin), on the EVAL_MAX_LEN test sequences the extrapolation used, on the held-out
+    cells and the 9x9 cell; and each reader's digit accuracy on the test pool (scope digits)."""
     from dataclasses import replace
 
     from seqsum.data import load_pools
     from study.config import REPLICATE_PAIRS_PER_CELL
 
     from .baselines import pair_scores, score, sequence_scores
-    from .reference import get_reference, stack_label
+    from .reference import get_reference
     from .strong_reference import get_strong
     from .tables import magnitude_bin
 
@@ -195,19 +201,15 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
         run = cfg.run_config(task, control)
         data = run.data
         pools = load_pools(data)
-        step(f"[findings] {task}: the run-stack reference and the strong reference")
+        step(f"[findings] {task}: the run-stack references and the strong reference")
         ref = get_reference(data, run.model, pools, cache)
-        strong = get_strong(data, pools)
-        for model in _other_stacks(cfg, task, run.model):
-            other = get_reference(data, model, pools, cache)
-            name = f"reference ({stack_label(model)})"
-            seqs = sequence_scores(pools, data, task, other).replace({"predictor": {"reference": name}})
-            seqs = seqs[seqs.predictor == name].assign(key=magnitude_bin(task, seqs.target).astype(str))
-            frames.append(score(seqs, ["predictor", "key"]).assign(task=task, scope="bin"))
-            frames.append(score(seqs.assign(key="all"), ["predictor", "key"]).assign(task=task, scope="all"))
+        readers = {"reference": ref, "strong_reference": get_strong(data, pools)}
+        readers.update({name: get_reference(data, m, pools, cache) for name, m in _other_stacks(cfg, task, run.model)})
         for scope, d in (("", data), ("ext_", replace(data, eval_max_len=EVAL_MAX_LEN))):
-            seqs = sequence_scores(pools, d, task, ref, strong)
-            seqs = seqs[seqs.predictor.isin(["reference", "strong_reference", "most_frequent"])]
+            seqs = sequence_scores(pools, d, task, ref, readers["strong_reference"])
+            others = [sequence_scores(pools, d, task, r).query("predictor == 'reference'").assign(predictor=name)
+                      for name, r in list(readers.items())[2:]]  # fmt: skip
+            seqs = pd.concat([seqs[seqs.predictor.isin(["most_frequent", *readers])], *others], ignore_index=True)
             by_len = score(seqs, ["predictor", "length"]).rename(columns={"length": "key"})
             frames.append(by_len.assign(task=task, scope=scope + "length"))
             if scope:
@@ -218,21 +220,23 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
                 frames.append(score(seqs, ["predictor", "key"]).assign(task=task, scope="bin"))
                 frames.append(score(seqs.assign(key="all"), ["predictor", "key"]).assign(task=task, scope="all"))
         grid_data = replace(data, pairs_per_cell=REPLICATE_PAIRS_PER_CELL)
-        for predictor, reader in (("reference", ref), ("strong_reference", strong)):
+        for predictor, reader in readers.items():
             grid = pair_scores(pools, grid_data, task, reader)
             held = _held_cells(grid, holdout)
             nine = grid[(grid.a == 9) & (grid.b == 9)]
             for name, part in (("heldout_cells", grid[held]), ("other_cells", grid[~held]), ("9x9", nine)):
                 k, n = int(round((part.exact * part.n).sum())), int(part.n.sum())
                 frames.append(_rate_row(task, predictor, "cells", name, k, n))
+            ok = reader.test_labels == reader.test_predictions
+            frames.append(_rate_row(task, predictor, "digits", "test pool", int(ok.sum()), len(ok)))
     cols = ["task", "predictor", "scope", "key", "n", "exact", "ci_low", "ci_high"]
     out = pd.concat(frames, ignore_index=True)
     out["key"] = out.key.astype(str)
     return out[cols]
 
 
-def _other_stacks(cfg, task: str, control_model) -> list:
-    """The conv stacks the study's points train other than the control's (one model config each)."""
+def _other_stacks(cfg, task: str, control_model) -> list[tuple[str, Any]]:
+    """(reference name, model config) of each conv stack the study's points train other than the control's."""
     from .reference import stack_of
 
     seen, out = [stack_of(control_model)], []
@@ -240,7 +244,35 @@ def _other_stacks(cfg, task: str, control_model) -> list:
         model = cfg.run_config(task, p).model
         if stack_of(model) not in seen:
             seen.append(stack_of(model))
-            out.append(model)
+            out.append((_reference_name(model, control_model), model))
+    return out
+
+
+def _reference_name(model, control_model) -> str:
+    """The run-stack reference's predictor name for a run of this model config."""
+    from .reference import stack_label, stack_of
+
+    return "reference" if stack_of(model) == stack_of(control_model) else f"reference ({stack_label(model)})"
+
+
+def _points(cfg, control: dict[str, Any]) -> list[dict[str, str]]:
+    """Per designed point: its condition, family (study.family), conv stack (a study.space.STACKS name, else
+    its label) and the predictor of its run-stack reference in reference.csv."""
+    from study.family import family_of
+    from study.space import STACKS, params_to_run
+
+    from .reference import stack_label, stack_of
+
+    task = cfg.what.tasks[0]
+    base = cfg.base_run(task)
+    named = {json.dumps(stack_of(params_to_run(base, {"conv_stack": n}).model), sort_keys=True): n for n in STACKS}
+    ctrl = cfg.run_config(task, control).model
+    out = []
+    for p in cfg.first_points():
+        run = cfg.run_config(task, p)
+        stack = named.get(json.dumps(stack_of(run.model), sort_keys=True), stack_label(run.model))
+        out.append({"condition": condition_label(p, control), "family": family_of(run), "stack": stack,
+                    "reference": _reference_name(run.model, ctrl)})  # fmt: skip
     return out
 
 
