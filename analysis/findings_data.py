@@ -74,17 +74,25 @@ class Data:
         x = row.iloc[0]
         return f"{fmt(x.exact)} [{fmt(x.ci_low)}, {fmt(x.ci_high)}]"
 
-    def ref_interval(self, task: str, scope: str, key: str) -> tuple[float, float]:
+    def ref_stat(self, task: str, scope: str, key: str, predictor: str = "reference") -> tuple[float, float, float]:
+        """(exact, ci_low, ci_high) of a reference row; NaNs when reference.csv has no such row."""
         r = self.ref
-        row = r[(r.task == task) & (r.scope == scope) & (r.key == key) & (r.predictor == "reference")].iloc[0]
-        return float(row.ci_low), float(row.ci_high)
+        row = r[(r.task == task) & (r.scope == scope) & (r.key == key) & (r.predictor == predictor)]
+        if row.empty:
+            return (float("nan"),) * 3
+        return float(row.exact.iloc[0]), float(row.ci_low.iloc[0]), float(row.ci_high.iloc[0])
 
-    def verdict(self, task: str, cond: str, base: str, metric: str, higher: bool = True) -> tuple[str, str]:
+    def ref_interval(self, task: str, scope: str, key: str) -> tuple[float, float]:
+        return self.ref_stat(task, scope, key)[1:]
+
+    def verdict(
+        self, task: str, cond: str, base: str, metric: str, higher: bool = True, names=NAMES
+    ) -> tuple[str, str]:
         """(word, sentence): is `cond` above `base` (below, when not `higher`) on `metric`, by the intervals?"""
         a, b = self.stat(task, cond, metric), self.stat(task, base, metric)
         if min(a[3], b[3]) < 2:
             return "not separated", f"{task}: fewer than 2 seeds, no interval"
-        text = f"{task}: {NAMES.get(cond, cond)} {self.cell(task, cond, metric)} vs {NAMES.get(base, base)} " + (
+        text = f"{task}: {names.get(cond, cond)} {self.cell(task, cond, metric)} vs {names.get(base, base)} " + (
             f"{self.cell(task, base, metric)} ({metric})"
         )
         if not separated((a[1], a[2]), (b[1], b[2])):
@@ -111,7 +119,7 @@ def label(metric: str) -> str:
 def effect(d: Data, task: str, cond: str, base: str, metric: str, higher: bool = True, names=NAMES) -> str:
     """'balance: target raised exact in the bin >=30 on sum from 0 [0, 0] to 0.21 [0.11, 0.36]', or
     '... did not separate from ...' (the intervals decide, as in the verdicts)."""
-    word, _ = d.verdict(task, cond, base, metric, higher)
+    word, _ = d.verdict(task, cond, base, metric, higher, names)
     a, b = d.cell(task, cond, metric), d.cell(task, base, metric)
     if word == "not separated":
         return f"{names[cond]} did not separate from {names[base]} on {task} ({label(metric)} {a} vs {b})"

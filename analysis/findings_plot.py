@@ -47,3 +47,54 @@ def figure(d, s, comps, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     g.figure.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(g.figure)
+
+
+def structure_figure(runs: pd.DataFrame, refs: pd.DataFrame, path: Path) -> None:
+    """The Structure section's overlaid figure, one panel per task: exact per magnitude bin and on lengths
+    5..8, a line per family (mean and 95% bootstrap interval over seeds) and a style per conv stack, the strong
+    reference dashed black and the run-stack references grey (dotted, dash-dotted); frames: structure_frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    tasks = list(dict.fromkeys(runs.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
+    for task, ax in zip(tasks, axes[0]):
+        r, f = runs[runs.task == task], refs[refs.task == task]
+        sns.lineplot(data=r, x="pos", y="exact", hue="family", style="stack", markers=True, dashes=False,
+                     errorbar=("ci", 95), seed=0, ax=ax, legend=ax is axes[0][-1])  # fmt: skip
+        for i, (name, g) in enumerate(f.groupby("reference", sort=False)):  # the strong reference first
+            ls, color = ("--", "black") if i == 0 else ((":", "-.")[i % 2], "grey")
+            ax.plot(g.pos, g.exact, ls=ls, color=color, lw=1, label=name)
+        ticks = r.drop_duplicates("pos").sort_values("pos")
+        ax.axvline(ticks.pos.max() - 0.5, color="grey", lw=0.6)  # the bins | lengths 5..8
+        ax.set_xticks(ticks.pos, ticks["where"])
+        ax.set(title=task, xlabel="magnitude bin, then lengths 5..8", ylabel="test exact", ylim=(0, 1.02))
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
+    fig.suptitle("Structure: the operator against the control (dashed: strong reference; grey: run-stack references)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def structure_frames(s) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tidy frames for structure_figure from an analysis.findings_structure.Structure: per seed (task, stack,
+    family, where, pos, exact), and the references' (task, reference, where, pos, exact)."""
+    runs, refs = [], []
+    for task in s.d.tasks:
+        ms = [m for m in s.metrics(task, digits=False) if m.scope in ("bin", "ext")]
+        for pos, m in enumerate(ms):
+            for p in s.shown(task):
+                runs += [{"task": task, "stack": p.stack, "family": p.family, "where": m.header, "pos": pos,
+                          "exact": v} for v in s.d.values(task, p.condition, m.metric)]  # fmt: skip
+            names = {
+                "strong_reference": "strong reference",
+                **{p.reference: f"run-stack ({p.stack})" for p in s.points},
+            }
+            for predictor, name in names.items():
+                x = s.d.ref_stat(task, m.scope, m.key, predictor)[0]
+                refs.append({"task": task, "reference": name, "where": m.header, "pos": pos, "exact": x})
+    return pd.DataFrame(runs), pd.DataFrame(refs)
