@@ -30,107 +30,16 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.baselines import NAMES, REFERENCES  # noqa: E402
-from analysis.compare import verdicts  # noqa: E402
-from analysis.doc import fmt, md_table  # noqa: E402
+from analysis.doc import md_table  # noqa: E402
 from analysis.findings import collect as collect_findings  # noqa: E402
 from analysis.findings_doc import render as render_findings  # noqa: E402
 from analysis.perf_doc import perf_text  # noqa: E402
+from analysis.results_tables import TABLES, Comparison, read_tables, same_sequences  # noqa: E402
 from seqsum.files import write_csv, write_json, write_text  # noqa: E402
-from study.family import family_order  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/results.py"
-# What --collect copies from STUDY/report/tables/ (a few KB each)
-TABLES = ("comparison", "compared_runs", "baselines", "per_length", "by_bin", "pair_verdicts")
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
-EXACT = "test/exact"
 FINDINGS_DATA = ("findings", "findings-structure")  # --as names collected by analysis.findings.collect
-SHOWN = {"test/exact": "test exact", "test/mae": "test MAE", "test/mse": "test MSE", "pairs/9x9/exact": "9x9 exact"}
-
-
-def iv(mean, low, high) -> str:
-    return f"{fmt(float(mean))} [{fmt(float(low))}, {fmt(float(high))}]"
-
-
-class Comparison:
-    """One collected replicated comparison (docs/data/<name>/)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.meta = json.loads((folder / "meta.json").read_text())
-        self.t = {n: pd.read_csv(folder / f"{n}.csv") for n in TABLES if (folder / f"{n}.csv").is_file()}
-
-    def tasks(self) -> list[str]:
-        return list(dict.fromkeys(self.t["comparison"].task))
-
-    def metrics_table(self) -> list[str]:
-        c = self.t["comparison"]
-        c = c[c.metric.isin(list(SHOWN))].assign(cell=lambda d: [iv(*r) for r in zip(d["mean"], d.ci_low, d.ci_high)])
-        wide = c.pivot_table(index=["task", "family", "n_seeds"], columns="metric", values="cell", aggfunc="first")
-        wide = wide.reindex(columns=[m for m in SHOWN if m in wide.columns]).rename(columns=SHOWN)
-        wide = self.ordered(wide.reset_index())
-        return md_table(wide.rename(columns={"n_seeds": "seeds"}))
-
-    def ordered(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Tasks in the study's order, families in family_order (mse, log, classify, each plain head first),
-        stable otherwise."""
-        order = {t: i for i, t in enumerate(self.tasks())}
-        keys = df.task.map(order) * 10_000 + (df.family.map(family_order) if "family" in df else 0)
-        return df.iloc[keys.argsort(kind="stable")]
-
-    def yardsticks_table(self) -> list[str]:
-        y = self.t["baselines"]
-        y = y[y.scope == "all"]
-        rows = [
-            {"task": r.task, "predictor": NAMES[r.predictor] if r.predictor in REFERENCES else r.predictor,
-             "test exact": iv(r.exact, r.ci_low, r.ci_high), "test MAE": r.mae, "test MSE": r.mse, "n": r.n}
-            for r in y.itertuples()
-        ]  # fmt: skip
-        return md_table(pd.DataFrame(rows))
-
-    def scoped_table(self, name: str, key: str) -> list[str]:
-        """Per length or per magnitude bin: each family's exact beside each reference's (the run-stack one, and
-        the strong one when the data has it), with intervals, and the share of each."""
-        d = self.ordered(self.t[name])
-        rows = []
-        for r in d.to_dict("records"):
-            row = {"task": r["task"], "family": r["family"], key: r[key], "n": r["n"],
-                   "exact": iv(r["exact"], r["ci_low"], r["ci_high"])}  # fmt: skip
-            for ref in (x for x in REFERENCES if x in d):
-                row[NAMES[ref]] = iv(r[ref], r[f"{ref}_ci_low"], r[f"{ref}_ci_high"])
-                share = r.get(f"share_of_{ref}")
-                row[f"share of {NAMES[ref]}"] = f"{share:.0%}" if pd.notna(share) else "-"
-            rows.append(row)
-        return md_table(pd.DataFrame(rows))
-
-    def claims(self) -> list[str]:
-        """The ranking sentences on test exact and the 9x9 cell, per task (intervals decide)."""
-        c = self.t["comparison"]
-        out = []
-        for task in self.tasks():
-            out += [f"{task}: {v}" for v in verdicts(c[c.task == task], metrics=(EXACT, "pairs/9x9/exact"))]
-        return out
-
-    def best(self, task: str) -> pd.Series:
-        c = self.t["comparison"]
-        return c[(c.task == task) & (c.metric == EXACT)].sort_values("mean", ascending=False).iloc[0]
-
-    def reference(self, task: str, predictor: str = "reference") -> pd.Series | None:
-        y = self.t["baselines"]
-        y = y[(y.task == task) & (y.scope == "all") & (y.predictor == predictor)]
-        return None if y.empty else y.iloc[0]
-
-    def summary_lines(self) -> list[str]:
-        """README's findings paragraph: the best family per task beside the references, and the claims."""
-        lines = []
-        for task in self.tasks():
-            b = self.best(task)
-            refs = [(NAMES[p], self.reference(task, p)) for p in REFERENCES]
-            lines.append(
-                f"{task}: best test exact {b.family} {iv(b['mean'], b.ci_low, b.ci_high)} over {b.n_seeds} seeds; "
-                + "; ".join(f"the {name} {iv(r.exact, r.ci_low, r.ci_high)}" for name, r in refs if r is not None)
-            )
-        return lines + [v for v in self.claims() if "beats" in v and EXACT in v]
 
 
 def section(name: str, title: str, pending: str) -> tuple[list[str], Comparison | None]:
@@ -138,9 +47,16 @@ def section(name: str, title: str, pending: str) -> tuple[list[str], Comparison 
     out = [f"## {title}", ""]
     if not (folder / "meta.json").is_file():
         return out + [f"Not measured yet. {pending}", ""], None
-    cmp = Comparison(folder)
+    arms = [DATA / a for a, joins in ARMS.items() if joins == name and (DATA / a / "meta.json").is_file()]
+    cmp = Comparison(folder, *arms)
     m = cmp.meta
     out += [m["design"], "", "Commands (run from the repository root):", "", "```bash", *m["commands"], "```", ""]
+    for a in cmp.arms:
+        out += [f"**An arm measured in its own study**: {a['design']} Seeds {a['seeds']}; budget {a['budget']}. "
+                "Commands:", "", "```bash", *a["commands"], "```", ""]  # fmt: skip
+    for a, joins in ARMS.items():
+        if joins == name and DATA / a not in arms:
+            out += [ARM_PENDING[a], ""]
     out += [
         "**The compared runs**: mean over seeds with its 95% bootstrap interval over seeds; seeds "
         f"{m['seeds']}; budget {m['budget']}.",
@@ -161,6 +77,18 @@ def section(name: str, title: str, pending: str) -> tuple[list[str], Comparison 
         out += ["**The 9x9 cell** (200 distinct test image pairs per cell and seed):", ""]
         out += [f"- {r.task}, {r.family}: {r.verdict}" for r in cmp.t["pair_verdicts"].itertuples()] + [""]
     return out, cmp
+
+
+# A collected arm -> the comparison it joins (measured in a study of its own on the same test sequences)
+ARMS = {"seed-structure": "seed"}
+ARM_PENDING = {
+    "seed-structure": "**The structured arm is not measured yet.** classify+exact (the exact operator over the "
+    "digit bottleneck, on the seed stack: the structured head the Structure study of docs/FINDINGS.md tests) joins "
+    "this comparison at the same budget, seeds and test sequences with `seqsum study launch --preset "
+    "seed-compare-structure`, `seqsum study rerun studies/seed-compare-structure --per-family --seeds 5 --epochs 5`, "
+    "`seqsum report studies/seed-compare-structure` and `benchmarks/results.py --collect "
+    "studies/seed-compare-structure --as seed-structure ...`."
+}
 
 
 def section_overhead() -> list[str]:
@@ -219,6 +147,14 @@ def collect(study_dir: Path, name: str, commands: list[str], design: str, seeds:
     missing = [t for t in TABLES if not (tables / f"{t}.csv").is_file()]
     if missing:
         raise SystemExit(f"results.py: error: {str(tables)!r} lacks {missing}; run seqsum report first")
+    joins = DATA / ARMS.get(name, name)
+    if name in ARMS and (joins / "meta.json").is_file():
+        differ = same_sequences(read_tables(joins), read_tables(tables))
+        if differ:
+            print(f"results.py: error: the yardsticks of {str(study_dir)!r} differ from {str(joins)!r}'s (in "
+                  f"{', '.join(differ[:3])}); an arm joins a comparison only on the same test sequences and "
+                  "training data", file=sys.stderr)  # fmt: skip
+            raise SystemExit(2)
     dest = DATA / name
     dest.mkdir(parents=True, exist_ok=True)
     for t in TABLES:
