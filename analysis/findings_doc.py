@@ -145,8 +145,9 @@ def render(folder: Path, command: str, figures: Path | None, structure: Path | N
         f"embedded digits; the control trains it with the classify loss, and each other condition changes one switch "
         f"of the control. Every condition has the same budget: {m['epochs']} epochs of {m['train_size']:,} fresh "
         f"training sequences (1..4 digits), retrained from scratch for each seed ({', '.join(map(str, m['seeds']))}). "
-        "Cells give the mean over seeds and its 95% bootstrap interval; the reference is the digit classifier with "
-        "exact arithmetic on the same test sequences (docs/REPORT.md). A section's preset `findings-<section>` "
+        "Cells give the mean over seeds and its 95% bootstrap interval; the reference is the run-stack reference (the "
+        "run's own conv stack as a digit classifier, then exact arithmetic, on the same test sequences; "
+        "docs/REPORT.md; the Structure section adds the strong reference). A section's preset `findings-<section>` "
         "reruns its conditions alone.",
         "",
     ]  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .doc import fmt, md_table
-from .findings_data import RARE_BIN, Data, effect, overall
+from .findings_data import RARE_BIN, Data, effect
 from .tables import BINS
 
 CONTROL_FAMILY = "classify"  # the control: the GRU stack reads CNN features, dense head
@@ -153,13 +153,14 @@ class Structure:
         mean = self.d.stat(task, p.condition, m.metric)[0]
         if m.metric == "test/mse":
             return SUM_MSE / mean if mean > 0 else float("inf")
-        return self.share(task, p, m) / SHARE
+        share = self.share(task, p, m)
+        return 0.0 if share != share else share / SHARE
 
     def target(self, task: str) -> tuple[Point, bool, pd.DataFrame]:
         """The point closest to meeting the task's target (the largest smallest margin), whether it meets it,
         and its numbers per criterion."""
         crit = self.criteria(task)
-        best = max(self.shown(task), key=lambda p: min(_nan0(self.margin(task, p, m)) for m in crit))
+        best = max(self.shown(task), key=lambda p: min(self.margin(task, p, m) for m in crit))
         rows = []
         for m in crit:
             mean, lo, hi, _ = self.d.stat(task, best.condition, m.metric)
@@ -176,10 +177,6 @@ class Structure:
 
 def _pct(x: float) -> str:
     return "-" if x != x else f"{x:.0%}"
-
-
-def _nan0(x: float) -> float:
-    return 0.0 if x != x else x
 
 
 def _side(lo: float, hi: float, line: float, higher: bool) -> str:
@@ -238,37 +235,47 @@ def section(folder: Path, figures: Path | None) -> tuple[list[str], Structure | 
 
         structure_figure(*structure_frames(s), figures / "findings-structure.png")
     lines += ["![Structure](figures/findings-structure.png)", ""]
-    words = [s.d.verdict(*c, names=s.names)[0] for c in s.comps(CONTROL_FAMILY, [EXACT])]
-    lines += [f"**Verdict (at this budget): {overall(words) if words else 'not measured'}.** Against the control "
-              "on the same stack (*higher*/*lower* only where the intervals separate):", ""]  # fmt: skip
+    verdict = judge(s, s.comps(CONTROL_FAMILY, [EXACT])) or "not measured"
+    lines += [f"**Verdict (at this budget): {verdict}.** Against the control on the same stack (*higher*/*lower* "
+              "only where the intervals separate):", ""]  # fmt: skip
     lines += md_table(s.verdict_table(CONTROL_FAMILY, [*LEARNED, EXACT]))
-    learned = [s.d.verdict(*c, names=s.names)[0] for c in s.best_learned()]
-    lines += [f"**A learned operator against the exact one**: {learned_word(learned)}.", ""]
+    lines += [f"**A learned operator against the exact one**: {judge(s, s.best_learned(), LEARNED_SAID)}.", ""]
     lines += md_table(s.verdict_table(EXACT, LEARNED))
     return lines + target_lines(s), s
 
 
-def learned_word(words: list[str]) -> str:
-    """The best learned operator per task and stack against the exact one, in one phrase."""
-    if not words:
-        return "not measured"
-    said = {"supported": "a learned operator beats the exact one",
-            "refuted": "the exact operator beats the best learned one",
-            "not separated": "the best learned operator does not separate from the exact one"}  # fmt: skip
-    return said[words[0]] + " everywhere" if len(set(words)) == 1 else overall(words)
+LEARNED_SAID = {"supported": "a learned operator beats the exact one",
+                "refuted": "the exact operator beats the best learned one",
+                "not separated": "the best learned operator does not separate from the exact one"}  # fmt: skip
+
+
+def where(s: Structure, comps) -> dict[str, list[str]]:
+    """Verdict word -> the 'task (stack stack)' places it holds, for comparisons (task, condition, base, metric)."""
+    out: dict[str, list[str]] = {}
+    for c in comps:
+        stack = next(p.stack for p in s.points if p.condition == c[1])
+        out.setdefault(s.d.verdict(*c, names=s.names)[0], []).append(f"{c[0]} ({stack} stack)")
+    return out
+
+
+def judge(s: Structure, comps, said: dict[str, str] | None = None) -> str:
+    """One phrase for comparisons: the word where they agree, else each word with where it holds ('' if none)."""
+    w = where(s, comps)
+    if len(w) == 1:
+        word = next(iter(w))
+        return f"{said[word]} everywhere" if said else word
+    return "mixed (" + "; ".join(f"{(said or {}).get(k, k)} on {', '.join(v)}" for k, v in w.items()) + ")"
 
 
 def answer(s: Structure) -> list[str]:
     """The short answer's structure bullets: every direction from the intervals, every number from the data."""
-    words = [s.d.verdict(*c, names=s.names)[0] for c in s.comps(CONTROL_FAMILY, [EXACT])]
-    out = [f"- **The operator** ({overall(words)}): " + "; ".join(
+    out = [f"- **The operator** ({judge(s, s.comps(CONTROL_FAMILY, [EXACT]))}): " + "; ".join(
         effect(s.d, *c, names=s.names) for t in s.d.tasks
         for c in (s.comps(CONTROL_FAMILY, [EXACT]) + s.comps(CONTROL_FAMILY, [EXACT], s.rare(t).metric))
         if c[0] == t) + "."]  # fmt: skip
     learned = s.best_learned()
     if learned:
-        words = [s.d.verdict(*c, names=s.names)[0] for c in learned]
-        out.append(f"- **Learned or exact operator** ({learned_word(words)}): "
+        out.append(f"- **Learned or exact operator** ({judge(s, learned, LEARNED_SAID)}): "
                    + "; ".join(effect(s.d, *c, names=s.names) for c in learned) + ".")  # fmt: skip
     for task in (t for t in ("product", "sum") if t in s.d.tasks):
         best, met, table = s.target(task)
@@ -280,17 +287,12 @@ def answer(s: Structure) -> list[str]:
 
 def lead(s: Structure) -> str:
     """The plain-words sentence on structure, said only as far as the intervals carry it."""
-    words = [s.d.verdict(*c, names=s.names)[0] for c in s.comps(CONTROL_FAMILY, [EXACT])]
+    w = where(s, s.comps(CONTROL_FAMILY, [EXACT]))
+    said = {"supported": "raises test exact above the control on", "refuted": "lowers test exact below the control "
+            "on", "not separated": "does not separate from the control on"}  # fmt: skip
+    parts = [f"{said[k]} {', '.join(v)}" for k, v in w.items()]
+    text = "Giving the network the exact operator over its own digit distributions " + "; ".join(parts)
+    text += " (the intervals over seeds decide). "
     met = [t for t in s.d.tasks if t in TARGETS and s.target(t)[1]]
-    where = "on every task and conv stack" if set(words) == {"supported"} else "not everywhere"
-    if "supported" not in words:
-        text = "Giving the network the exact operator over its own digit distributions did not raise test exact "
-        text += "above the control where the intervals separate. "
-    else:
-        text = "Giving the network the exact operator over its own digit distributions raises test exact above "
-        text += f"the control {where} (the intervals separate). "
-    return (
-        text
-        + (f"The targets are met on {', '.join(met)}; " if met else "No task's target is met; ")
-        + ("the Structure section has the numbers. ")
-    )
+    text += f"The targets are met on {', '.join(met)}" if met else "No task's target is met"
+    return text + "; the Structure section has the numbers."

@@ -86,7 +86,9 @@ def test_verdicts_follow_the_intervals(tmp_path):
     assert got[("product", "strong", "classify+exact")] == "not separated"
     assert got[("product", "seed", "mse+digits+nmu")] == "not separated"  # 0.305 +- 0.01 overlaps 0.3 +- 0.01
     text = "\n".join(section(tmp_path / "s", None)[0])
-    assert "**Verdict (at this budget): mixed (supported, not separated, supported, not separated).**" in text
+    verdict = "mixed (supported on product (seed stack), sum (seed stack); "
+    verdict += "not separated on product (strong stack), sum (strong stack))"
+    assert f"**Verdict (at this budget): {verdict}.**" in text
     # the learned operator (NMU on E[d]) against the exact one, on the seed stack: lower where they separate
     assert (
         "**A learned operator against the exact one**: the exact operator beats the best learned one everywhere" in text
