@@ -52,6 +52,8 @@ class Structure:
 
     def __init__(self, folder: Path):
         self.d = Data(folder)
+        if "points" not in self.d.meta:
+            raise ValueError(f"{str(folder)!r} has no points in meta.json (an older collector); collect it again")
         self.points = [Point(**p) for p in self.d.meta["points"]]
         self.names = {p.condition: f"{p.family} ({p.stack} stack)" for p in self.points}
         self.stacks = list(dict.fromkeys(p.stack for p in self.points))

@@ -190,7 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         collect(a.collect, a.name, a.command, a.design, a.seeds, a.budget)
     text, summary = render()
     readme = readme_text(summary)
-    findings = render_findings(DATA / "findings", COMMAND, None if a.check else FIGURES, DATA / "findings-structure")
+    try:
+        findings = render_findings(
+            DATA / "findings", COMMAND, None if a.check else FIGURES, DATA / "findings-structure"
+        )
+    except ValueError as e:  # a collected folder this generator cannot read
+        print(f"results.py: error: {e}", file=sys.stderr)
+        return 2
     perf = perf_text(PERFORMANCE.read_text(), DATA / "perf") if PERFORMANCE.is_file() else None
     docs = ((OUT, text), (FINDINGS, findings), (README, readme)) + (((PERFORMANCE, perf),) if perf else ())
     if a.check:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from analysis.findings_doc import render
 from analysis.findings_structure import Structure, section
@@ -124,3 +125,12 @@ def test_missing_structure_data_omits_the_section(tmp_path):
     _collected(tmp_path / "s", {**CONTROLS, EXACT_SEED: 0.8, EXACT_STRONG: 0.5})
     text = render(findings, "CMD", None, tmp_path / "s")
     assert "Not measured yet" in text and "## Structure: does giving the network" in text
+
+
+def test_a_folder_from_an_older_collector_is_named_in_one_line(tmp_path):
+    folder = _collected(tmp_path / "s", {**CONTROLS, EXACT_SEED: 0.8, EXACT_STRONG: 0.5})
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["points"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="no points in meta.json .* collect it again"):
+        section(folder, None)
