@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqsum.config import ConfigError, DataConfig, RunConfig
+from seqsum.config import DataConfig, RunConfig
 from seqsum.data import Pools, eval_sets, load_pools, sample
+from seqsum.errors import ConfigError
 from seqsum.stats import wilson
 from seqsum.targets import target
 

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    from study.storage import Place
 
 
 def add_parsers(sub) -> None:
@@ -57,13 +62,13 @@ def add_parsers(sub) -> None:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .report import build_report
+    from .report import build_report  # pandas, matplotlib, torch: kept off the parser's path
 
     if "://" not in a.study_dir:
         out = build_report(Path(a.study_dir), a.out, train_reference=not a.no_reference)
         print(f"report: {out / 'index.html'}")
         return 0
-    from study.folder import load_study
+    from study.folder import load_study  # pyarrow's file systems: only for a study at a URI
 
     place, _ = load_study(a.study_dir, skip=("report",) if a.out else ())  # the URI's files, in a working copy
     out = build_report(place.local, a.out, train_reference=not a.no_reference)
@@ -75,8 +80,24 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def report_after_study(place: Place) -> None:
+    """The report at the end of `seqsum study launch/resume` (handed to study.cli by seqsum.cli): a failure is
+    one line saying how to rebuild it, and the study's results stay as they are."""
+    from .report import build_report  # pandas, matplotlib, torch: kept off the parser's path
+
+    try:
+        out = build_report(place.local)
+        print(f"report: {out / 'index.html'}", flush=True)
+    except Exception as e:  # noqa: BLE001 - the study's results are safe; the report can be rebuilt
+        print(
+            f"report not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"rebuild it with: seqsum report {place.where}",
+            file=sys.stderr,
+        )
+
+
 def cmd_filters(a: argparse.Namespace) -> int:
-    from .filters import filters_command
+    from .filters import filters_command  # torch, matplotlib: kept off the parser's path
 
     filters_command(a.run_dir, a.out, a.cache)
     return 0

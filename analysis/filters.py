@@ -17,11 +17,11 @@ import torch
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
-from seqsum.checkpoint import read_checkpoint
-from seqsum.config import ConfigError
+from seqsum.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
 from seqsum.data import load_pools
+from seqsum.errors import ConfigError
 from seqsum.files import check_writable, write_with
-from seqsum.train import build, load_checkpoint, model_from_checkpoint
+from seqsum.model import build
 
 from .reference import get_reference, stack_label
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqsum.config import TASKS
+from seqsum.choices import TASKS
 
 MIN_IMPORTANCE_TRIALS = 4
 

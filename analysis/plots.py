@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from seqsum.config import LOSSES, TASKS
+from seqsum.choices import LOSSES, TASKS
 
 from .tables import BINS
 

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqsum.config import ConfigError, DataConfig, ModelConfig
+from seqsum.config import DataConfig, ModelConfig
 from seqsum.data import Pools, Sequences
-from seqsum.files import CorruptFile, read_json, write_bytes, write_json, write_with
+from seqsum.errors import ConfigError, CorruptFile
+from seqsum.files import read_json, write_bytes, write_json, write_with
 from seqsum.model import CnnGru
 from seqsum.targets import target
 

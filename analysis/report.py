@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqsum.config import ConfigError
-from seqsum.files import CorruptFile, read_json, write_csv, write_json, write_text, write_with
+from seqsum.errors import ConfigError, CorruptFile
+from seqsum.files import read_json, write_csv, write_json, write_text, write_with
 
 from . import first_screen, plots, sections, tables
 from .baselines import Setup, build_setups, yardstick_table

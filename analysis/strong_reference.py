@@ -30,9 +30,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqsum.config import ConfigError, DataConfig
+from seqsum.config import DataConfig
 from seqsum.data import Pools
-from seqsum.files import CorruptFile, read_json, write_bytes, write_json, write_with
+from seqsum.errors import ConfigError, CorruptFile
+from seqsum.files import read_json, write_bytes, write_json, write_with
 
 from .reference import FILES, SPLIT_FIELDS, Reference
 

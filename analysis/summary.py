@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from seqsum.config import LOSSES
+from seqsum.choices import LOSSES
 from seqsum.stats import separated
 
 from .baselines import NAMES, REFERENCES

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from seqsum.config import LOSSES, TASKS
+from seqsum.choices import LOSSES, TASKS
 
 from .compare import describe, seed_table
 from .load import Study

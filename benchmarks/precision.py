@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seqsum.config import TASKS, preset  # noqa: E402
+from seqsum.choices import TASKS  # noqa: E402
+from seqsum.config import preset
 from seqsum.data import load_pools  # noqa: E402
 from seqsum.evaluate import evaluate  # noqa: E402
 from seqsum.stats import seed_interval  # noqa: E402

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         d["where"].update(storage=a.storage or tmp, name=f"overhead-{int(time.time())}")
         cfg = StudyConfig.from_dict(d)
         t0 = time.perf_counter()
-        study_dir = launch(cfg, report=False)
+        study_dir = launch(cfg)
         wall = time.perf_counter() - t0
         trials = [json.loads(q.read_text()) for q in (study_dir / "trials" / "sum").glob("*/params.json")]
         state = json.loads((study_dir / "state.json").read_text())

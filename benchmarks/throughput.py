@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     flops = train_flops_per_seq(cfg.model, mean_len)
 
     # "seqsum" is what train() runs by default here: train.precision auto, bf16 autocast where the CPU has
-    # fast bf16 matmuls (seqsum.train.bf16_fast); the other precision is timed beside it as its own path
+    # fast bf16 matmuls (seqsum.device.bf16_fast); the other precision is timed beside it as its own path
     amp = seqsum_train.autocast_dtype(cfg.train.precision, torch.device("cpu"))
     precision = {"seqsum": "bf16" if amp is not None else "fp32"}
     paths: dict[str, object] = {"seqsum": Seqsum(cfg, pools, a.seed, amp=amp)}

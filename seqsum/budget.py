@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, RunConfig
+from .config import RunConfig
+from .errors import ConfigError
 from .exact import eval_batch, step_bytes
 from .stack import conv_layers, feature_size
 

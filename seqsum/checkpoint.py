@@ -1,5 +1,8 @@
-"""A checkpoint read for use: `seqsum.train.load_checkpoint` plus the checks that its contents are what a
-seqsum run wrote, so a damaged or foreign checkpoint fails as one line before anything is written.
+"""Checkpoint I/O, the one module for it: `checkpoint_state` (what `train` reports after every epoch),
+`save_checkpoint` (atomic), `load_checkpoint` (torch.load with weights_only=True: a seqsum checkpoint's keys or
+CorruptFile), `model_from_checkpoint`, and `read_checkpoint`: a checkpoint read for use, with the checks that
+its contents are what a seqsum run wrote, so a damaged or foreign checkpoint fails as one line before
+anything is written.
 
 `read_checkpoint(path)` (evaluate, filters): a valid config, an epoch count, a list of epochs, and model
 weights that fit the config's model. With `resume=True` (train --resume) also the optimizer and random
@@ -8,21 +11,79 @@ states load, and the run did not diverge.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import ConfigError, RunConfig
-from .files import CorruptFile
+from .budget import check_memory
+from .config import RunConfig
+from .errors import ConfigError, CorruptFile
+from .files import write_with
+from .model import CnnGru, build
+from .optim import make_optimizer
+from .targets import Codec
+
+
+def checkpoint_state(cfg, model, opt, gen, epoch, history, train_seconds: float = 0.0) -> dict[str, Any]:
+    """Everything `train(..., resume=...)` needs; loadable with torch.load(weights_only=True).
+
+    A snapshot: tensors are copied, so a state kept in memory does not move on with training."""
+    return {
+        "config": cfg.to_dict(),
+        "epoch": epoch,
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimizer": copy.deepcopy(opt.state_dict()),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": list(history),
+        "train_seconds": float(train_seconds),  # total over every segment so far
+    }
+
+
+CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "generator", "torch_rng", "history")
+_RECOVER = "it cannot be resumed: train the run again (seqsum train --out NEW_FOLDER ...)"
+
+
+def load_checkpoint(path) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`; a missing, truncated or foreign file raises
+    CorruptFile (a ConfigError) with one line naming it and how to recover."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CorruptFile(f"checkpoint {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise CorruptFile(f"checkpoint {str(path)!r} is a directory, not a checkpoint file") from None
+    except Exception as e:  # noqa: BLE001 - unreadable or corrupted
+        reason = " ".join(str(e).split())[:200]
+        raise CorruptFile(f"checkpoint {str(path)!r} is unreadable or corrupted ({reason}); {_RECOVER}") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CorruptFile(
+            f"checkpoint {str(path)!r} is not a seqsum checkpoint (missing {', '.join(missing)}); {_RECOVER}"
+        )
+    return state
+
+
+def save_checkpoint(state: dict[str, Any], path) -> None:
+    """Write atomically (seqsum.files): a crash mid-write never leaves a half checkpoint under `path`."""
+    write_with(path, lambda f: torch.save(state, f))
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> tuple[RunConfig, CnnGru, Codec]:
+    cfg = RunConfig.from_dict(state["config"])
+    model, codec = build(cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return cfg, model, codec
+
 
 _AGAIN = "train the run again (seqsum train --out NEW_FOLDER ...)"
 
 
 def read_checkpoint(path: str | Path, resume: bool = False) -> dict[str, Any]:
     """The checkpoint at `path` (a run folder or the file), checked; CorruptFile names what is wrong."""
-    from .train import load_checkpoint
-
     path = Path(path)
     ckpt = path / "checkpoint.pt" if path.is_dir() else path
     state = load_checkpoint(ckpt)
@@ -47,9 +108,6 @@ def _check_progress(where: str, state: dict[str, Any]) -> None:
 
 
 def _check_weights(where: str, cfg: RunConfig, state: dict[str, Any]) -> None:
-    from .budget import check_memory
-    from .train import model_from_checkpoint
-
     check_memory(cfg)  # a config too big for this machine is refused before its model is built
     try:
         model_from_checkpoint(state)
@@ -59,8 +117,6 @@ def _check_weights(where: str, cfg: RunConfig, state: dict[str, Any]) -> None:
 
 
 def _check_resumable(where: str, cfg: RunConfig, state: dict[str, Any]) -> None:
-    from .train import build, make_optimizer
-
     history = state["history"]
     if history and history[-1].get("status") == "diverged":
         raise CorruptFile(

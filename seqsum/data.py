@@ -23,9 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ALL_DIGITS, ConfigError, DataConfig
+from .choices import ALL_DIGITS
+from .config import DataConfig
 from .digits import restrict_pool
-from .sampling import contains_pair, parse_holdout
+from .errors import ConfigError
+from .holdout import parse_holdout
+from .sampling import contains_pair
 
 # File stems of the four MNIST IDX files; both torchvision's names and the common dotted variant.
 _IDX = {

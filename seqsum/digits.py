@@ -10,27 +10,9 @@ allowed digits.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from .config import ALL_DIGITS
-
-ALLOWED = "a non-empty list of distinct digits 0..9, e.g. [1, 2, 3, 4, 5, 6, 7, 8, 9]"
-
-
-def digits_problem(value: Any) -> str | None:
-    """The one-line problem with a data.digits value (after lists became tuples), or None if it is fine."""
-    shown = list(value) if isinstance(value, tuple) else value
-    if not isinstance(value, tuple) or not value:
-        return f"data.digits must be {ALLOWED}, got {shown!r}"
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9:
-            return f"data.digits holds {v!r}, which is no digit 0..9, in {shown!r}; allowed: {ALLOWED}"
-    repeated = sorted({v for v in value if value.count(v) > 1})
-    if repeated:
-        return f"data.digits repeats {repeated} in {shown!r}; allowed: {ALLOWED}"
-    return None
+from .choices import ALL_DIGITS
 
 
 def is_all(digits: tuple[int, ...]) -> bool:

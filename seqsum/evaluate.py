@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .bottleneck import digit_report
-from .config import ALL_DIGITS
+from .choices import ALL_DIGITS
 from .data import EvalSets, Pools, Sequences, held_out_rows
 from .stats import wilson
 from .targets import ClassifyCodec, Codec, achievable_values, running_target, target

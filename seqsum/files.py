@@ -21,14 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .config import ConfigError
+from .errors import ConfigError, CorruptFile
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-class CorruptFile(ConfigError):
-    """A file that exists but cannot be read back (truncated, not JSON, wrong shape)."""
 
 
 FULL = (errno.ENOSPC, errno.EDQUOT)

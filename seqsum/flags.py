@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ACTIVATIONS, DEVICES, LOSSES, OPTIMIZERS, PRESETS, SOURCES, TASKS, ConfigError, RunConfig, preset
+from .choices import ACTIVATIONS, DEVICES, LOSSES, OPTIMIZERS, SOURCES, TASKS
+from .config import PRESETS, RunConfig, preset
+from .errors import ConfigError
 
 SECTIONS = ("data", "model", "train")
 

@@ -13,9 +13,11 @@ from collections.abc import Callable
 
 import torch
 
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 from .data import Pools, Sequences, sample
-from .sampling import TupleSampler, parse_holdout, pick_images
+from .errors import ConfigError
+from .holdout import parse_holdout
+from .sampling import TupleSampler, pick_images
 
 Draw = Callable[[torch.Generator], Sequences]
 

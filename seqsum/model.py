@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .config import ModelConfig
+from .config import ModelConfig, RunConfig
 from .exact import EVAL_BATCH, ExactOperator, eval_batch
 from .heads import ArithmeticHead
 from .stack import conv_layers, feature_size
+from .targets import Codec, make_codec
 
 
 class _TanhFn(torch.autograd.Function):
@@ -205,3 +206,9 @@ def _gru_recurrence(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) ->
         h = n - z * n if h is None else torch.lerp(n, h, z)  # (1 - z) * n + z * h
         outs.append(h)
     return torch.stack(outs)
+
+
+def build(cfg: RunConfig) -> tuple[CnnGru, Codec]:
+    """The run's untrained model and the codec between its outputs and target values."""
+    codec = make_codec(cfg.train, cfg.data, cfg.model.head)
+    return CnnGru(cfg.model, codec.out_dim, cfg.train.task, getattr(codec, "classes", ())), codec

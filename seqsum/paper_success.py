@@ -33,7 +33,7 @@ from typing import Any
 
 from scipy import stats
 
-from .config import ConfigError
+from .errors import ConfigError
 from .files import write_json
 
 ALPHA = 0.01  # the paper's final script: alpha = 0.01, one-sided

@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, RunConfig
+from .config import RunConfig
+from .errors import CliError, ConfigError, CorruptFile
 from .evaluate import Evaluation, evaluate
 from .files import (
-    CorruptFile,
     append_line,
+    check_name_lengths,
+    check_writable,
     clean,
     read_json,
     read_jsonl,
@@ -94,7 +96,7 @@ def write_run(
     `evaluation` is given, params.json when `params` (a study trial's identity) is given, and
     summary.json last: status, epochs, train_seconds (all segments of a resumed run), the last
     epoch's train/* and valid/* metrics and precision, the evaluation's metrics, then `extra`. checkpoint.pt is
-    the caller's (seqsum.train.save_checkpoint).
+    the caller's (seqsum.checkpoint.save_checkpoint).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,3 +221,21 @@ __all__ = [
     "write_evaluation",
     "write_run",
 ]
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """--out must be absent or empty, or (with --overwrite) a seqsum run folder holding only seqsum's files."""
+    check_name_lengths(out, "--out")
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {str(out)!r} exists and is not a directory")
+    check_writable(out, "--out")
+    if not overwrite:
+        if out.is_dir() and any(out.iterdir()):
+            raise CliError(
+                f"--out {str(out)!r} is not empty; pass --overwrite to replace a seqsum run folder, or choose another"
+            )
+        return
+    try:
+        check_clearable(out)
+    except ConfigError as e:
+        raise CliError(f"--out --overwrite: {e}") from None

@@ -13,8 +13,10 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-from .config import ALL_DIGITS, ConfigError, DataConfig, TrainConfig
+from .choices import ALL_DIGITS
+from .config import DataConfig, TrainConfig
 from .digits import is_all, moments
+from .errors import ConfigError
 
 
 def target(task: str, digits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

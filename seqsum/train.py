@@ -9,7 +9,6 @@ steps the optimizer over them, scores the fixed validation set in value space an
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -20,13 +19,16 @@ import torch
 
 from .bottleneck import digit_accuracy
 from .budget import check_memory
+from .checkpoint import checkpoint_state
 from .config import RunConfig
 from .data import EvalSets, Pools, Sequences, eval_sets, load_pools
+from .device import autocast_dtype, resolve_device
 from .evaluate import predict, value_metrics
 from .heads import sparsity_weight
 from .mechanisms import class_weights, subset_train_pool, training_draw
-from .model import CnnGru
-from .targets import Codec, make_codec, running_target, target
+from .model import CnnGru, build
+from .optim import make_optimizer
+from .targets import Codec, running_target, target
 
 Report = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -40,110 +42,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     status: str = "ok"  # ok | diverged
     train_seconds: float = 0.0  # wall time inside the epoch loop, summed over every segment of a resumed run
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from .config import ConfigError
-
-        raise ConfigError("device 'cuda' requested but no CUDA device is available; allowed here: auto, cpu")
-    return torch.device(name)
-
-
-def build(cfg: RunConfig) -> tuple[CnnGru, Codec]:
-    codec = make_codec(cfg.train, cfg.data, cfg.model.head)
-    return CnnGru(cfg.model, codec.out_dim, cfg.train.task, getattr(codec, "classes", ())), codec
-
-
-class RMSprop(torch.optim.RMSprop):
-    """torch.optim.RMSprop (same arguments, state and state_dict) whose plain update of float32 CPU
-    parameters runs as one fused pass instead of five memory-bound ones.
-
-    The plain RMSprop update (no momentum, not centered, no weight decay)
-        v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)
-    is Adam's update with beta1 = 0 (m = g), beta2 = alpha and no bias correction; torch's fused
-    CPU Adam kernel computes it in one pass when given the gradient as its first moment buffer
-    (m = 0 m + 1 g = g, so the gradient is left as it is) and a step count so large that
-    beta1^t = beta2^t = 0. `v` is bit-identical to torch's RMSprop; the parameter step may differ
-    in the last bit (the division and the lr product are rounded in another order). Anything else
-    (momentum, centered, CUDA, a closure, another dtype) runs torch's own RMSprop.step.
-    """
-
-    _fused = hasattr(torch, "_fused_adam_")  # torch's own fused Adam kernel (CPU since torch 2.4)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        if closure is not None or not self._fused or not all(map(_plain_rmsprop, self.param_groups)):
-            return super().step(closure)
-        for group in self.param_groups:
-            params, grads, square_avgs, steps = [], [], [], []
-            self._init_group(group, params, grads, square_avgs, [], [], steps)  # torch's own state init
-            if not params:
-                continue
-            no_correction = [torch.tensor(2.0**40)] * len(params)  # 0.9^(2^40) == 0 == 0^(2^40)
-            torch._fused_adam_(
-                params,
-                grads,
-                grads,
-                square_avgs,
-                [],
-                no_correction,
-                lr=group["lr"],
-                beta1=0.0,
-                beta2=group["alpha"],
-                weight_decay=0.0,
-                eps=group["eps"],
-                amsgrad=False,
-                maximize=False,
-            )
-            torch._foreach_add_(steps, 1)
-        return None
-
-
-def _plain_rmsprop(group: dict[str, Any]) -> bool:
-    return (
-        group["momentum"] == 0
-        and not group["centered"]
-        and group["weight_decay"] == 0
-        and not group["maximize"]
-        and not group["differentiable"]
-        and not group["capturable"]
-        and not isinstance(group["lr"], torch.Tensor)
-        and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in group["params"])
-    )
-
-
-def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
-    if cfg.train.optimizer == "rmsprop":  # Keras RMSprop defaults
-        return RMSprop(params, lr=cfg.train.lr, alpha=0.9, eps=1e-7)
-    return torch.optim.Adam(params, lr=cfg.train.lr)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """train.precision -> the autocast dtype of the training forward (None: plain float32).
-
-    `auto` is bf16 where the device runs bf16 matmuls fast: a CUDA device with bf16, or a CPU with
-    AMX or AVX-512 BF16 (torch's CPU capability AMX / AVX512 and the amx_bf16 / avx512_bf16 flag)."""
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "auto" and bf16_fast(device):
-        return torch.bfloat16
-    return None
-
-
-def bf16_fast(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu" or torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX"):
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def batch_images(pools: Pools, seqs: Sequences) -> torch.Tensor:
@@ -254,7 +152,7 @@ def train(
         try:
             gen.set_state(resume["generator"])
         except (RuntimeError, TypeError):
-            from .config import ConfigError
+            from .errors import ConfigError
 
             raise ConfigError(
                 "the checkpoint's data generator state is not a CPU generator's (written by an older seqsum "
@@ -311,60 +209,3 @@ def train(
             break
     result.train_seconds = before + time.perf_counter() - t0
     return result
-
-
-def checkpoint_state(cfg, model, opt, gen, epoch, history, train_seconds: float = 0.0) -> dict[str, Any]:
-    """Everything `train(..., resume=...)` needs; loadable with torch.load(weights_only=True).
-
-    A snapshot: tensors are copied, so a state kept in memory does not move on with training."""
-    return {
-        "config": cfg.to_dict(),
-        "epoch": epoch,
-        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "optimizer": copy.deepcopy(opt.state_dict()),
-        "generator": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "history": list(history),
-        "train_seconds": float(train_seconds),  # total over every segment so far
-    }
-
-
-CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "generator", "torch_rng", "history")
-_RECOVER = "it cannot be resumed: train the run again (seqsum train --out NEW_FOLDER ...)"
-
-
-def load_checkpoint(path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`; a missing, truncated or foreign file raises
-    CorruptFile (a ConfigError) with one line naming it and how to recover."""
-    from .files import CorruptFile
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CorruptFile(f"checkpoint {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise CorruptFile(f"checkpoint {str(path)!r} is a directory, not a checkpoint file") from None
-    except Exception as e:  # noqa: BLE001 - unreadable or corrupted
-        reason = " ".join(str(e).split())[:200]
-        raise CorruptFile(f"checkpoint {str(path)!r} is unreadable or corrupted ({reason}); {_RECOVER}") from None
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise CorruptFile(
-            f"checkpoint {str(path)!r} is not a seqsum checkpoint (missing {', '.join(missing)}); {_RECOVER}"
-        )
-    return state
-
-
-def save_checkpoint(state: dict[str, Any], path) -> None:
-    """Write atomically (seqsum.files): a crash mid-write never leaves a half checkpoint under `path`."""
-    from .files import write_with
-
-    write_with(path, lambda f: torch.save(state, f))
-
-
-def model_from_checkpoint(state: dict[str, Any]) -> tuple[RunConfig, CnnGru, Codec]:
-    cfg = RunConfig.from_dict(state["config"])
-    model, codec = build(cfg)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return cfg, model, codec

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from seqsum.config import LOSSES, TASKS, ConfigError, _is_int, _is_number
+from seqsum.choices import LOSSES, TASKS
+from seqsum.config_checks import _is_int, _is_number
+from seqsum.errors import ConfigError
 from seqsum.files import NAME_MAX
 
 from .family import parse_family

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
-from seqsum.cli import parse_set
-from seqsum.config import ConfigError
+from seqsum.errors import ConfigError, Interrupted
+from seqsum.flags import parse_set
 
 from .config import StudyConfig, load_preset, preset_names
+from .storage import Place
 
 STUDY_HELP = "the study: its folder (<storage>/<name>) or its URI (e.g. s3://bucket/studies/NAME)"
 
@@ -37,19 +39,24 @@ def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
 
 
 def cmd_launch(a: argparse.Namespace) -> int:
-    from .runner import launch
+    from .runner import launch  # Ray: imported once the environment is set (study.session)
 
-    return _guard(lambda: launch(study_config_from_args(a), address=a.address, report=not a.no_report))
+    return _guard(lambda: launch(study_config_from_args(a), address=a.address, after=_report(a)))
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    from .runner import resume
+    from .runner import resume  # Ray: imported once the environment is set (study.session)
 
-    return _guard(lambda: resume(a.study, address=a.address, report=not a.no_report))
+    return _guard(lambda: resume(a.study, address=a.address, after=_report(a)))
+
+
+def _report(a: argparse.Namespace) -> Callable[[Place], None] | None:
+    """What runs once every task is done: the report the CLI was handed, unless --no-report."""
+    return None if a.no_report else a.report_study
 
 
 def cmd_rerun(a: argparse.Namespace) -> int:
-    from .rerun import rerun
+    from .rerun import rerun  # Ray: imported once the environment is set (study.session)
 
     if a.resume:
         given = [f for f, v in (("--top", a.top), ("--seeds", a.seeds), ("--epochs", a.epochs)) if v is not None]
@@ -71,8 +78,6 @@ def cmd_rerun(a: argparse.Namespace) -> int:
 
 
 def _guard(fn) -> int:
-    from .tuner import Interrupted
-
     try:
         fn()
     except Interrupted as e:
@@ -94,7 +99,9 @@ def _stopped_for_space() -> str:
     return recorder.STOPPED_FOR_SPACE[0] if recorder is not None and recorder.STOPPED_FOR_SPACE else ""
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub, report: Callable[[Place], None] | None = None) -> None:
+    """The `study` subcommands; `report(place)` writes a finished study's report (seqsum.cli hands over
+    analysis's, so launch and resume end with the report while study never imports analysis)."""
     st = sub.add_parser(
         "study",
         help="search width, depth and loss with Ray Tune + Optuna",
@@ -133,12 +140,12 @@ def add_parsers(sub) -> None:
         help="base run config of every trial, e.g. --set data.root=/data/mnist --set train.epochs=10",
     )
     _common(la)
-    la.set_defaults(func=cmd_launch)
+    la.set_defaults(func=cmd_launch, report_study=report)
 
     re = ss.add_parser("resume", help="finish a study whose driver died or was interrupted")
     re.add_argument("study", metavar="STUDY", help=STUDY_HELP)
     _common(re)
-    re.set_defaults(func=cmd_resume)
+    re.set_defaults(func=cmd_resume, report_study=report)
 
     rr = ss.add_parser(
         "rerun",

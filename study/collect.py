@@ -16,10 +16,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from seqsum.config import ConfigError, RunConfig
+from seqsum.checkpoint import load_checkpoint
+from seqsum.config import RunConfig
+from seqsum.errors import ConfigError
 from seqsum.files import read_json, write_json
 from seqsum.results import read_metrics, write_run
-from seqsum.train import load_checkpoint
 
 PARAMS = "params.json"
 

@@ -44,10 +44,14 @@ from typing import Any
 
 import yaml
 
-from seqsum.config import TASKS, ConfigError, RunConfig, read_config_text, yaml_load
+from seqsum.choices import TASKS
+from seqsum.config import RunConfig
+from seqsum.config_text import read_config_text, yaml_load
+from seqsum.errors import ConfigError
 
 from . import checks
-from .family import family_of, reachable
+from .family import family_of
+from .reach import reachable
 from .space import ALIASES, SEED_POINT, active, contains, ordered, params_to_run, shorthand_value
 
 PRESET_DIR = Path(__file__).parent / "presets"

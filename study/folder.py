@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seqsum.config import ConfigError
-from seqsum.files import CorruptFile, check_writable, read_json, write_json, write_text
+from seqsum.errors import ConfigError, CorruptFile, StudyError
+from seqsum.files import check_writable, read_json, write_json, write_text
 
 from . import storage
 from .config import StudyConfig
-from .session import StudyError
 
 STATE = "state.json"
 SPEC = "study.yaml"

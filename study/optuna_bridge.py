@@ -51,7 +51,7 @@ def open_storage(url: str):
 
 def check_storage(url: str) -> None:
     """Open a user-named Optuna storage now (before Ray starts): a bad or unreachable one fails in one line."""
-    from .session import StudyError
+    from seqsum.errors import StudyError
 
     try:
         if "://" not in url:

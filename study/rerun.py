@@ -18,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from seqsum.config import MAX_EPOCHS, ConfigError
-from seqsum.files import CorruptFile, read_json, write_csv, write_json
+from seqsum.choices import MAX_EPOCHS
+from seqsum.errors import ConfigError, CorruptFile, Interrupted, StudyError
+from seqsum.files import read_json, write_csv, write_json
 from seqsum.results import check_clearable, clear_run_folder, is_run_folder
 from seqsum.stats import seed_interval
 
@@ -28,8 +29,9 @@ from .collect import collect_grid, finished_runs
 from .config import StudyConfig
 from .folder import STATE, load_study, read_state, write_state
 from .runner import check_base
-from .session import StudyError, check_resources, ray_session
-from .tuner import INTERRUPTED, Interrupted, run_config, trainable
+from .runs import replicates_frame, trials_frame
+from .session import check_resources, ray_session
+from .tuner import INTERRUPTED, run_config, trainable
 
 MAX_SEEDS = 1_000  # --seeds beyond this is a typo (each seed is a run of every selected config)
 FIRST_SEED = 1000  # replicate seeds are 1000, 1001, ...: never a search trial's (default 0) seed
@@ -155,8 +157,6 @@ def make_plan(
     cfg: StudyConfig, study_dir: Path, top: int | None, per_family: bool, seeds: int, epochs: int | None
 ) -> dict[str, Any]:
     """The replicates to run: one point per (selected config, seed). Raises StudyError on bad input."""
-    from analysis.load import trials_frame
-
     for name, v in (("--seeds", seeds), ("--epochs", epochs), ("--top", top)):
         if v is not None and not (isinstance(v, int) and v >= 1):
             raise StudyError(f"{name} must be an integer >= 1, got {v!r}")
@@ -255,8 +255,6 @@ def _run(place: storage.Place, cfg: StudyConfig, plan: dict[str, Any], pools) ->
 
 def summarize(study_dir: Path) -> pd.DataFrame:
     """Per (task, family, rank, source trial, metric): n seeds, mean and the 95% interval over seeds."""
-    from analysis.load import replicates_frame
-
     reps = replicates_frame(study_dir)
     cols = ["task", "family", "rank", "source_trial_id", "metric", "n", "mean", "ci_low", "ci_high"]
     rows = []

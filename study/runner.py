@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from seqsum.budget import check_memory
-from seqsum.config import ConfigError
 from seqsum.data import Pools, load_pools
+from seqsum.errors import ConfigError, Interrupted
 from seqsum.files import write_csv
 
 from . import storage
@@ -29,13 +32,17 @@ from .collect import collect_grid, finished_runs
 from .config import StudyConfig
 from .folder import check_new_study_dir, create_study_dir, load_study, read_state, write_state
 from .optuna_bridge import check_storage, record_runs
+from .runs import trials_frame
 from .session import check_reachable, check_resources, ray_session
 from .space import corners
-from .tuner import INTERRUPTED, Interrupted, run_config, trainable, tune_config
+from .tuner import INTERRUPTED, run_config, trainable, tune_config
+
+After = Callable[[storage.Place], None]  # what runs once a study's tasks are done (the CLI's report)
 
 
-def launch(cfg: StudyConfig, address: str | None = None, report: bool = True) -> Path:
-    """Start the study `cfg` (embedded Ray unless `address`); return its (local) folder."""
+def launch(cfg: StudyConfig, address: str | None = None, after: After | None = None) -> Path:
+    """Start the study `cfg` (embedded Ray unless `address`); return its (local) folder. `after(place)` runs once
+    every task is done, before the final sync to the study's URI (the CLI writes the report there)."""
     check_new_study_dir(cfg)  # a bad or unreachable storage, or an existing study, fails here
     if address is not None:
         check_reachable(address)  # an unreachable cluster fails before anything is written
@@ -48,10 +55,10 @@ def launch(cfg: StudyConfig, address: str | None = None, report: bool = True) ->
         place = create_study_dir(cfg)
         print(f"study {cfg.where.name}: {place.where}", flush=True)
         _warn_families(cfg)
-        return _run(place, cfg, report, pools)
+        return _run(place, cfg, after, pools)
 
 
-def resume(location: str | Path, address: str | None = None, report: bool = True) -> Path:
+def resume(location: str | Path, address: str | None = None, after: After | None = None) -> Path:
     """Finish the study at `location` (a folder or URI): done tasks are skipped, the current one restored."""
     place, cfg = load_study(location)
     read_state(place.local)  # a damaged state.json fails here, before Ray starts
@@ -60,7 +67,7 @@ def resume(location: str | Path, address: str | None = None, report: bool = True
     check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)  # embedded: before Ray starts
     with ray_session(address):
         check_resources(cfg.where.cpus_per_trial, cfg.where.gpus_per_trial, address)
-        return _run(place, cfg, report, pools)
+        return _run(place, cfg, after, pools)
 
 
 def check_base(cfg: StudyConfig) -> Pools:
@@ -87,10 +94,10 @@ def _warn_families(cfg: StudyConfig) -> None:
         )
 
 
-def _run(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
+def _run(place: storage.Place, cfg: StudyConfig, after: After | None, pools: Pools) -> Path:
     with storage.active(place):
         try:
-            out = _run_tasks(place, cfg, report, pools)
+            out = _run_tasks(place, cfg, after, pools)
         except BaseException:  # Ctrl-C or an error: the URI gets what the working copy holds
             storage.sync(place)
             raise
@@ -98,7 +105,7 @@ def _run(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pools) -> 
         return out
 
 
-def _run_tasks(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pools) -> Path:
+def _run_tasks(place: storage.Place, cfg: StudyConfig, after: After | None, pools: Pools) -> Path:
     study_dir = place.local
     state = read_state(study_dir)
     for task in cfg.what.tasks:
@@ -122,8 +129,8 @@ def _run_tasks(place: storage.Place, cfg: StudyConfig, report: bool, pools: Pool
         record_runs(study_dir, cfg, task, runs, with_errors=True)  # idempotent: each trial is added once
     trials = write_trials_csv(study_dir, cfg)
     print(summary_text(study_dir, cfg, trials), flush=True)
-    if report:
-        make_report(study_dir, place.where)
+    if after is not None:
+        after(place)
     return study_dir
 
 
@@ -155,9 +162,7 @@ def _run_task(place: storage.Place, cfg: StudyConfig, task: str, pools: Pools) -
 
 
 def write_trials_csv(study_dir: Path, cfg: StudyConfig):
-    """trials.csv: analysis.load.trials_frame (the one reader), best first per task."""
-    from analysis.load import trials_frame
-
+    """trials.csv: study.runs.trials_frame (the one reader of run folders), best first per task."""
     df = trials_frame(study_dir)
     if not df.empty:
         df = df.drop(columns=["params", "run_dir"], errors="ignore")
@@ -185,22 +190,4 @@ def summary_text(study_dir: Path, cfg: StudyConfig, df) -> str:
 
 
 def _has(row, key: str) -> bool:
-    import pandas as pd
-
     return key in row and pd.notna(row[key])
-
-
-def make_report(study_dir: Path, where: str | None = None) -> None:
-    try:
-        from analysis.report import build_report
-    except ImportError:
-        return
-    try:
-        out = build_report(study_dir)
-        print(f"report: {out / 'index.html'}", flush=True)
-    except Exception as e:  # noqa: BLE001 - the study's results are safe; the report can be rebuilt
-        print(
-            f"report not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            f"rebuild it with: seqsum report {where or study_dir}",
-            file=sys.stderr,
-        )

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from seqsum.config import ConfigError
+from seqsum.errors import StudyError
 
 # Ray reads this variable when `ray` is first imported (into a module constant) and again in every
 # process it starts. Set to 0, an embedded single-node Ray binds every listener and connection to
@@ -22,10 +22,6 @@ from seqsum.config import ConfigError
 # It refuses multi-node clusters, so it is set only for the embedded mode, never for a driver joining
 # a cluster.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-class StudyError(ConfigError):
-    """A user-facing study error: one line, exit code 2."""
 
 
 def embedded_environment() -> None:

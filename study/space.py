@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from seqsum.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from seqsum.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from seqsum.errors import ConfigError
 
 from .family import family_of, parse_family
 

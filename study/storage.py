@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .session import StudyError
+from seqsum.errors import StudyError
 
 TIMEOUT_S = 10.0  # a storage URI that does not answer within this is unreachable
 TUNE = "tune"  # Tune's experiments: written to the store by Tune, never part of the working copy
@@ -159,7 +159,7 @@ def check(uri: str) -> None:
 
 
 def _check_local(uri: str, folder: Path) -> None:
-    from seqsum.config import ConfigError
+    from seqsum.errors import ConfigError
     from seqsum.files import check_writable
 
     try:

@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from seqsum.checkpoint import load_checkpoint, save_checkpoint
 from seqsum.data import EvalSets, Pools
 from seqsum.evaluate import evaluate
 from seqsum.files import write_json
 from seqsum.results import write_run
-from seqsum.train import TrainResult, load_checkpoint, save_checkpoint, train
+from seqsum.train import TrainResult, train
 
 from .collect import PARAMS
 from .config import StudyConfig

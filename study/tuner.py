@@ -15,10 +15,6 @@ from .storage import Place
 INTERRUPTED = threading.Event()
 
 
-class Interrupted(Exception):
-    """Ctrl-C or an unfinished experiment: the study is resumable."""
-
-
 def trainable(cfg: StudyConfig, pools: Pools, task: str | None, finished: dict[str, dict] | None = None):
     """run_trial with the parsed study config, the digit pools and the base config's fixed evaluation sets
     (drawn once here, sent to the workers once; a trial whose data differs draws its own), and `finished`:

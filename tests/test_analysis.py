@@ -26,8 +26,9 @@ from analysis.filters import random_similarity, similarity
 from analysis.load import load_study
 from analysis.optuna_db import optuna_importances
 from analysis.report import CACHE, SECTIONS, build_report
+from seqsum.choices import LOSSES
 from seqsum.cli import main
-from seqsum.config import LOSSES, RunConfig
+from seqsum.config import RunConfig
 from seqsum.data import eval_sets, load_pools
 
 NAME = "fixture"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqsum.train import bf16_fast
+from seqsum.device import bf16_fast
 
 pytestmark = pytest.mark.slow  # the benchmarks as subprocesses
 

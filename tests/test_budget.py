@@ -13,8 +13,10 @@ import pytest
 from conftest import run_cli, tiny_config
 
 from seqsum.budget import check_memory, estimate, machine_memory, parameters
-from seqsum.config import ConfigError, RunConfig, preset
-from seqsum.train import build, train
+from seqsum.config import RunConfig, preset
+from seqsum.errors import ConfigError
+from seqsum.model import build
+from seqsum.train import train
 
 GB = 2**30
 

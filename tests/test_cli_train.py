@@ -16,10 +16,10 @@ import pytest
 import torch
 from conftest import history_without_times, run_cli, tree
 
+from seqsum.checkpoint import load_checkpoint
 from seqsum.config import PRESETS, RunConfig
 from seqsum.files import read_jsonl
 from seqsum.results import FILES, MARKER, is_run_folder
-from seqsum.train import load_checkpoint
 
 METRIC_KEYS = {
     "epoch",

@@ -12,9 +12,10 @@ import optuna
 import pytest
 from conftest import tiny_config, tree
 
+from seqsum.checkpoint import save_checkpoint
 from seqsum.files import write_json
 from seqsum.results import write_run
-from seqsum.train import save_checkpoint, train
+from seqsum.train import train
 from study.collect import PARAMS, collect_trial, finished_runs, is_complete, status_of
 from study.config import load_preset
 from study.optuna_bridge import record_runs

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from seqsum.config import PRESETS, ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig, preset
+from seqsum.config import PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig, preset
+from seqsum.errors import ConfigError
 
 
 def test_seed_preset_is_the_original_keras_post():

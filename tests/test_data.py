@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import fake_mnist, idx_bytes, write_idx_pair
 
-from seqsum.config import ConfigError, DataConfig, RunConfig
+from seqsum.config import DataConfig, RunConfig
 from seqsum.data import (
     eval_sets,
     load_digits,
@@ -18,6 +18,7 @@ from seqsum.data import (
     pair_grid_sequences,
     sample,
 )
+from seqsum.errors import ConfigError
 
 
 # --- mnist5k ------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import stat
 import pandas as pd
 import pytest
 
-from seqsum.files import CorruptFile, read_json, read_jsonl, write_csv, write_json, write_parquet, write_text
+from seqsum.errors import CorruptFile
+from seqsum.files import read_json, read_jsonl, write_csv, write_json, write_parquet, write_text
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

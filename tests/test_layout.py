@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from seqsum.choices import LOSSES
 from seqsum.cli import main
-from seqsum.config import LOSSES
 from study.config import REPLICATE_PAIRS_PER_CELL, StudyConfig
 from study.rerun import FIRST_SEED, make_plan
 

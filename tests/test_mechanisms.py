@@ -12,14 +12,16 @@ import torch
 from conftest import run_cli, tiny_config, tree
 
 from seqsum.budget import parameters
-from seqsum.config import ConfigError, RunConfig
+from seqsum.config import RunConfig
 from seqsum.data import Pools, Sequences
+from seqsum.errors import ConfigError
 from seqsum.evaluate import evaluate, predict, value_metrics
 from seqsum.mechanisms import class_weights, holdout_pairs, tuple_sampler
+from seqsum.model import build
 from seqsum.results import finish_run, read_run
 from seqsum.sampling import contains_pair
 from seqsum.targets import running_target, target
-from seqsum.train import build, train
+from seqsum.train import train
 
 
 def _drawn(cfg: RunConfig, pools) -> tuple[Sequences, object]:

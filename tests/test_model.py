@@ -9,8 +9,7 @@ from conftest import tiny_config
 from seqsum.config import ModelConfig, RunConfig
 from seqsum.data import eval_sets, sample
 from seqsum.evaluate import predict
-from seqsum.model import CnnGru
-from seqsum.train import build
+from seqsum.model import CnnGru, build
 
 LOSSES = ["mse", "log", "classify"]
 

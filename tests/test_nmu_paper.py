@@ -13,8 +13,8 @@ from conftest import run_cli, tiny_config
 
 from seqsum.budget import check_memory
 from seqsum.config import RunConfig
+from seqsum.config_checks import digits_problem
 from seqsum.data import eval_sets, sample
-from seqsum.digits import digits_problem
 from seqsum.evaluate import evaluate
 from seqsum.heads import NAU, NMU, ArithmeticHead
 from seqsum.mechanisms import tuple_sampler

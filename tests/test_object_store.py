@@ -32,8 +32,8 @@ from raytools import (
 )
 
 from seqsum.cli import main
+from seqsum.errors import StudyError
 from study import storage
-from study.session import StudyError
 
 MOTO = Path(sys.executable).parent / "moto_server"
 BUCKET = "seqsum-test"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, tiny_config, tree
 
-from seqsum.config import ConfigError
-from seqsum.files import CorruptFile
+from seqsum.checkpoint import load_checkpoint
+from seqsum.errors import ConfigError, CorruptFile
 from seqsum.results import (
     FILES,
     MARKER,
@@ -21,7 +21,6 @@ from seqsum.results import (
     read_run,
     write_run,
 )
-from seqsum.train import load_checkpoint
 
 HISTORY = [
     {"epoch": 1, "train/loss": 2.0, "valid/exact": 0.1, "status": "ok"},

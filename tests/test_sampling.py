@@ -6,14 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqsum.sampling import (
-    TupleSampler,
-    contains_pair,
-    digit_tuples,
-    parse_holdout,
-    pick_images,
-    tuple_values,
-)
+from seqsum.holdout import parse_holdout
+from seqsum.sampling import TupleSampler, contains_pair, digit_tuples, pick_images, tuple_values
 from seqsum.targets import target
 
 

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from seqsum.config import ConfigError
+from seqsum.errors import ConfigError
 from study.config import StudyConfig, load_preset
 from study.family import family_key, family_order, parse_family
 
@@ -131,8 +131,8 @@ def test_quick_and_full_search_the_heads_and_quick_tries_the_exact_head():
 
 
 def test_a_run_folder_without_a_recorded_family_gets_it_from_its_config(tmp_path):
-    from analysis.load import run_row
     from seqsum.cli import main
+    from study.runs import run_row
 
     run = tmp_path / "run"
     argv = ["train", "--smoke", "--task", "product", "--loss", "mse", "--set", "model.head=nmu", "--epochs", "1"]

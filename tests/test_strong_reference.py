@@ -19,8 +19,9 @@ from analysis.strong_reference import (
     train_strong,
     user_cache,
 )
-from seqsum.config import ConfigError, RunConfig
+from seqsum.config import RunConfig
 from seqsum.data import Pools
+from seqsum.errors import ConfigError
 from seqsum.stats import wilson
 
 

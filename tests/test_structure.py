@@ -16,13 +16,15 @@ from conftest import run_cli, tiny_config, tree
 
 from seqsum.bottleneck import digit_accuracy, digit_report, slot_matching
 from seqsum.budget import check_memory, estimate, parameters
-from seqsum.config import ConfigError, ModelConfig, RunConfig, preset
+from seqsum.config import ModelConfig, RunConfig, preset
 from seqsum.data import Sequences, sample
+from seqsum.errors import ConfigError
 from seqsum.exact import LOG_ZERO, ExactOperator, eval_batch
-from seqsum.model import CnnGru
+from seqsum.model import CnnGru, build
+from seqsum.optim import make_optimizer
 from seqsum.stack import conv_layers, feature_size
 from seqsum.targets import achievable_values, target
-from seqsum.train import Extras, build, make_optimizer, train, train_epoch
+from seqsum.train import Extras, train, train_epoch
 
 GB = 2**30
 EXACT = {"model__bottleneck": "digits", "model__head": "exact", "train__loss": "classify"}

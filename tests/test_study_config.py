@@ -11,8 +11,10 @@ import optuna
 import pytest
 import yaml
 
+from seqsum.choices import LOSSES
 from seqsum.cli import main
-from seqsum.config import LOSSES, ConfigError, RunConfig
+from seqsum.config import RunConfig
+from seqsum.errors import ConfigError
 from study.config import StudyConfig, load_preset, preset_names
 from study.space import SEED_POINT, ordered, space_problems, suggest
 

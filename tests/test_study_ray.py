@@ -177,7 +177,7 @@ from study.runner import launch
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False})
 try:
     cfg = StudyConfig.load(sys.argv[1])
-    launch(cfg, address=cluster.address, report=False)
+    launch(cfg, address=cluster.address)
 finally:
     cluster.shutdown()
 """

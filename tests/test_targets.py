@@ -7,7 +7,8 @@ import itertools
 import pytest
 import torch
 
-from seqsum.config import ConfigError, RunConfig
+from seqsum.config import RunConfig
+from seqsum.errors import ConfigError
 from seqsum.targets import (
     ClassifyCodec,
     LogCodec,

@@ -11,20 +11,15 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from seqsum.config import ConfigError, RunConfig
+from seqsum.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from seqsum.config import RunConfig
 from seqsum.data import eval_sets
+from seqsum.device import autocast_dtype, bf16_fast, resolve_device
+from seqsum.errors import ConfigError
 from seqsum.evaluate import evaluate, predict, value_metrics
 from seqsum.stats import wilson
 from seqsum.targets import target
-from seqsum.train import (
-    autocast_dtype,
-    bf16_fast,
-    load_checkpoint,
-    model_from_checkpoint,
-    resolve_device,
-    save_checkpoint,
-    train,
-)
+from seqsum.train import train
 
 METRIC_KEYS = {
     "epoch",

@@ -15,43 +15,23 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .config import SOURCES
-
-
-def add_parser(sub) -> None:
-    e = sub.add_parser(
-        "evaluate",
-        help="score a trained run on longer sequences or another digit pool (no retraining)",
-        description="Score a trained run folder's checkpoint on its test settings, longer test sequences "
-        "(--eval-max-len) or another digit pool (--data/--data-root), writing predictions, per_target, pairs "
-        "and summary into --out.",
-    )
-    e.add_argument("run", help="a run folder with checkpoint.pt (or the checkpoint file)")
-    e.add_argument("--out", required=True, help="folder to write (must be empty unless --overwrite; not RUN)")
-    e.add_argument("--eval-max-len", type=int, help="longest test sequence (extrapolation beyond max_len)")
-    e.add_argument("--data", help=" | ".join(SOURCES))
-    e.add_argument("--data-root", help="folder with MNIST (torchvision layout or IDX files); implies --data mnist")
-    e.add_argument("--test-size", type=int, help="test sequences (default: the run's)")
-    e.add_argument("--device", help="auto | cpu | cuda (default: cpu)")
-    e.add_argument("--overwrite", action="store_true", help="replace an earlier seqsum run folder in --out")
-    e.set_defaults(func=cmd_evaluate)
+from .budget import check_memory
+from .checkpoint import model_from_checkpoint, read_checkpoint
+from .data import eval_sets, load_pools
+from .device import resolve_device
+from .errors import CliError
+from .evaluate import evaluate
+from .model import build
+from .results import check_out_dir, clear_run_folder, write_run
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from .budget import check_memory
-    from .checkpoint import read_checkpoint
-    from .cli import CliError, _check_out_dir
-    from .data import eval_sets, load_pools
-    from .evaluate import evaluate
-    from .results import clear_run_folder, write_run
-    from .train import build, model_from_checkpoint, resolve_device
-
     run = Path(a.run)
     ckpt = run / "checkpoint.pt" if run.is_dir() else run
     out = Path(a.out)
     if out.resolve() == ckpt.parent.resolve():
         raise CliError("--out must be another folder than the run's own (its evaluation files would be replaced)")
-    _check_out_dir(out, a.overwrite)
+    check_out_dir(out, a.overwrite)
     state = read_checkpoint(ckpt)
     history = list(state["history"])
     if history and history[-1].get("status") == "diverged":
