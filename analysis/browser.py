@@ -15,6 +15,7 @@ import argparse
 import base64
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from seqsum.files import write_bytes
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 IMAGES = "JSON.stringify([...document.images].map(i => [i.alt.slice(0, 60), i.complete && i.naturalWidth > 0]))"
@@ -84,8 +87,6 @@ class _Pipe:
             self.events.append(m)
 
     def read(self, deadline: float) -> dict:
-        import select
-
         while b"\0" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._r], [], [], left)[0]:
@@ -141,7 +142,6 @@ def check_page(html: Path, screenshot: Path | None = None, width: int = 1280, he
             if screenshot is not None:
                 shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session=s, timeout=timeout)
                 Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-                from seqsum.files import write_bytes
 
                 write_bytes(screenshot, base64.b64decode(shot["data"]))
             return check

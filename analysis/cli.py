@@ -88,7 +88,7 @@ def report_after_study(place: Place) -> None:
     try:
         out = build_report(place.local)
         print(f"report: {out / 'index.html'}", flush=True)
-    except Exception as e:  # noqa: BLE001 - the study's results are safe; the report can be rebuilt
+    except Exception as e:  # the study's results are safe; the report can be rebuilt
         print(
             f"report not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
             f"rebuild it with: seqsum report {place.where}",

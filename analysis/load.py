@@ -11,15 +11,19 @@ A study at a URI is read from its local working copy (study/storage.py pulls it 
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
+import yaml
 
 from seqsum.choices import TASKS
 from seqsum.config_text import yaml_load
 from seqsum.errors import ConfigError, CorruptFile
+from study.optuna_bridge import open_storage
 from study.runs import replicates_frame, trials_frame
 
 from .optuna_db import optuna_studies
@@ -112,11 +116,6 @@ def _optuna(d: Path, name: str, config: dict[str, Any], notes: list[str]) -> dic
     url = (config.get("where") or {}).get("optuna_storage")
     if not url:
         return optuna_studies(d, name, notes)
-    import tempfile
-
-    import optuna
-
-    from study.optuna_bridge import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,7 +127,7 @@ def _optuna(d: Path, name: str, config: dict[str, Any], notes: list[str]) -> dic
                     optuna.copy_study(
                         from_study_name=f"{name}/{task}", from_storage=src, to_storage=f"sqlite:///{tmp}/optuna.db"
                     )
-        except Exception as e:  # noqa: BLE001 - any unreachable or unreadable storage becomes one note
+        except Exception as e:  # any unreachable or unreadable storage becomes one note
             notes.append(f"the Optuna storage {url!r} is unreadable ({str(e).splitlines()[0][:120]}): no importance")
             return {}
         return optuna_studies(Path(tmp), name, notes)
@@ -182,7 +181,6 @@ def _read_yaml(path: Path, notes: list[str]) -> dict[str, Any]:
     if not path.is_file():
         notes.append("study.yaml is missing: ranking trials by valid/exact")
         return {}
-    import yaml
 
     try:
         d = yaml_load(path.read_text()) or {}

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 
 from seqsum.choices import TASKS
@@ -22,8 +23,6 @@ MIN_IMPORTANCE_TRIALS = 4
 @contextmanager
 def optuna_storage(db: Path):
     """An Optuna RDB storage on a private copy of `db`: a running study's file is neither locked nor written."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "optuna.db"
@@ -41,8 +40,6 @@ def optuna_storage(db: Path):
 
 def optuna_studies(d: Path, name: str, notes: list[str]) -> dict[str, Any]:
     """{task: in-memory copy of the Optuna study '<name>/<task>'} from d/optuna.db."""
-    import optuna
-
     if not (d / "optuna.db").is_file():
         notes.append("no optuna.db: trial numbers from start times, no parameter importance")
         return {}
@@ -65,7 +62,7 @@ def optuna_studies(d: Path, name: str, notes: list[str]) -> dict[str, Any]:
                         },
                     )
                     out[task] = mem
-    except Exception as e:  # noqa: BLE001 - any unreadable database becomes one note
+    except Exception as e:  # any unreadable database becomes one note
         notes.append(f"optuna.db is unreadable ({str(e).splitlines()[0][:120]}): no parameter importance")
         return {}
     if not out:
@@ -78,8 +75,6 @@ def optuna_importances(studies: dict[str, Any]) -> tuple[pd.DataFrame, list[str]
 
     Returns (rows task, param, importance, n_trials) and one line per task that had to be skipped.
     """
-    import optuna
-
     rows, skipped = [], []
     for task, s in studies.items():
         done = [t for t in s.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -18,7 +18,7 @@ from seqsum.choices import LOSSES
 from seqsum.stats import separated
 
 from .baselines import NAMES, REFERENCES
-from .compare import MIN_SEEDS_TO_RANK, seed_table
+from .compare import MIN_SEEDS_TO_RANK, rate_interval, seed_table
 from .scores import pair_cells, per_bin, per_length
 from .tables import rank
 
@@ -140,8 +140,6 @@ def _compared(ctx: Ctx, task: str, runs: pd.DataFrame, reps: pd.DataFrame, plann
 
 
 def cells_wilson(g: pd.DataFrame) -> tuple[float, float] | None:
-    from .compare import rate_interval
-
     r = g.iloc[0]
     if pd.isna(r.get("test/n")):
         return None

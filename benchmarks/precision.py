@@ -17,14 +17,13 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from seqsum.choices import TASKS  # noqa: E402
+from seqsum.choices import TASKS
 from seqsum.config import preset
-from seqsum.data import load_pools  # noqa: E402
-from seqsum.evaluate import evaluate  # noqa: E402
-from seqsum.stats import seed_interval  # noqa: E402
-from seqsum.train import train  # noqa: E402
+from seqsum.data import load_pools
+from seqsum.evaluate import evaluate
+from seqsum.files import write_json
+from seqsum.stats import seed_interval
+from seqsum.train import train
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -81,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         summary[task] = {"intervals": iv, "overlap": overlap, "speedup": speed,
                          "runs": {prec: runs[(task, prec)] for prec in PRECISIONS}}  # fmt: skip
     if a.json:
-        from seqsum.files import write_json
-
         write_json(Path(a.json), {
             "command": "benchmarks/precision.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seeds": list(range(a.seeds)), "epochs": base.train.epochs, "train_size": base.data.train_size,

@@ -15,17 +15,14 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from analysis.baselines import NAMES, score, sequence_scores  # noqa: E402
-from analysis.reference import get_reference  # noqa: E402
-from analysis.strong_reference import get_strong, user_cache  # noqa: E402
-from analysis.tables import magnitude_bin  # noqa: E402
-from seqsum.config import RunConfig  # noqa: E402
-from seqsum.data import load_pools  # noqa: E402
-from seqsum.files import write_json  # noqa: E402
-from seqsum.stats import wilson  # noqa: E402
+from analysis.baselines import NAMES, score, sequence_scores
+from analysis.reference import get_reference
+from analysis.strong_reference import get_strong, user_cache
+from analysis.tables import magnitude_bin
+from seqsum.config import RunConfig
+from seqsum.data import load_pools
+from seqsum.files import write_json
+from seqsum.stats import wilson
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,13 +24,13 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from seqsum.files import write_json  # noqa: E402
-from study.config import load_preset  # noqa: E402
-from study.runner import launch  # noqa: E402
+from seqsum.files import write_json
+from study.config import (
+    StudyConfig,
+    load_preset,
+)
+from study.runner import launch
 
 EVAL = {"valid_size": 256, "test_size": 512, "pairs_per_cell": 2}  # fixed evaluation sizes of every trial
 
@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     if a.gpus_per_trial:
         d["where"]["gpus_per_trial"] = a.gpus_per_trial
         base["train"]["device"] = "cuda"
-    from study.config import StudyConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         d["where"].update(storage=a.storage or tmp, name=f"overhead-{int(time.time())}")

@@ -25,91 +25,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as torch_profile
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from seqsum import train as seqsum_train  # noqa: E402
-from seqsum.config import ModelConfig, preset  # noqa: E402
-from seqsum.data import Sequences, eval_sets, load_pools, sample  # noqa: E402
-from seqsum.evaluate import predict, value_metrics  # noqa: E402
-from seqsum.model import CnnGru  # noqa: E402
-from seqsum.stack import conv_layers, feature_size  # noqa: E402
-from seqsum.targets import target  # noqa: E402
-
-
-# --- the plain reference ---------------------------------------------------------------------------
-class PaddedCnnGru(CnnGru):
-    """The same network (CnnGru's modules, so the same seed gives the same initial weights, with
-    torch's nn.Tanh) run the plain way, over zero-padded float batches."""
-
-    def __init__(self, cfg: ModelConfig, out_dim: int = 1):
-        super().__init__(cfg, out_dim)
-        plain_tanh(self)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x (B, T, 28, 28) float in [0, 1], zero-padded; lengths (B,) -> (B, out_dim)."""
-        B, T = x.shape[:2]
-        h = self.cnn(x.reshape(B * T, 1, 28, 28)).reshape(B, T, -1)
-        for gru in self.grus:
-            h, _ = gru(h)
-        last = h[torch.arange(B), lengths - 1]
-        return self.head(self.drop(last))
-
-
-def host_batch(images: list[torch.Tensor], idx: list[list[int]], lengths: list[int]):
-    """Assemble one padded batch on the host from python lists, as a first implementation does."""
-    T = max(lengths)
-    rows = []
-    for row, n in zip(idx, lengths):
-        x = torch.stack([images[j] for j in row[:n]]).float() / 255.0  # (n, 28, 28)
-        if n < T:
-            x = torch.cat([x, torch.zeros(T - n, 28, 28)])
-        rows.append(x)
-    return torch.stack(rows), torch.tensor(lengths)
-
-
-class Reference:
-    def __init__(self, cfg, pools, seed: int):
-        torch.manual_seed(seed)
-        self.model = PaddedCnnGru(cfg.model)
-        self.opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.train.lr, alpha=0.9, eps=1e-7)
-        self.images = list(pools.images)  # one (28, 28) uint8 tensor per digit
-        self.batch = cfg.train.batch_size
-
-    def train(self, idx: list[list[int]], lengths: list[int], values: list[float]) -> None:
-        self.model.train()
-        for i in range(0, len(lengths), self.batch):
-            x, ln = host_batch(self.images, idx[i : i + self.batch], lengths[i : i + self.batch])
-            y = torch.tensor(values[i : i + self.batch], dtype=torch.float32)
-            loss = F.mse_loss(self.model(x, ln)[:, 0], y)
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
-
-    @torch.no_grad()
-    def predict(self, idx: list[list[int]], lengths: list[int], batch: int = 1024) -> torch.Tensor:
-        self.model.eval()
-        out = [
-            self.model(*host_batch(self.images, idx[i : i + batch], lengths[i : i + batch]))[:, 0]
-            for i in range(0, len(lengths), batch)
-        ]
-        return torch.cat(out).double()
-
-
-def plain_tanh(model: CnnGru) -> CnnGru:
-    """Swap seqsum's Tanh (2 sigmoid(2x) - 1 on CPU) for torch's nn.Tanh."""
-    model.cnn = nn.Sequential(*(nn.Tanh() if isinstance(m, nn.Tanh) else m for m in model.cnn))
-    return model
+from counting import cpu_model, gemm_rate, train_flops_per_seq
+from padded_reference import Reference, plain_tanh
+from seqsum.config import preset
+from seqsum.data import Sequences, eval_sets, load_pools, sample
+from seqsum.device import autocast_dtype
+from seqsum.evaluate import predict, value_metrics
+from seqsum.files import write_json
+from seqsum.model import CnnGru, build
+from seqsum.optim import make_optimizer
+from seqsum.targets import target
+from seqsum.train import train_epoch
 
 
 # --- seqsum's path ---------------------------------------------------------------------------------
@@ -125,7 +61,7 @@ class Seqsum:
         amp: torch.dtype | None = None,
     ):
         torch.manual_seed(seed)  # as seqsum.train.train() does before building
-        self.model, self.codec = seqsum_train.build(cfg)
+        self.model, self.codec = build(cfg)
         if model_cls is not None:  # an earlier variant of the model, same parameters
             state = self.model.state_dict()
             self.model = model_cls(cfg.model, self.codec.out_dim)
@@ -135,12 +71,12 @@ class Seqsum:
         if plain_rmsprop:
             self.opt = torch.optim.RMSprop(self.model.parameters(), lr=cfg.train.lr, alpha=0.9, eps=1e-7)
         else:
-            self.opt = seqsum_train.make_optimizer(cfg, self.model.parameters())
+            self.opt = make_optimizer(cfg, self.model.parameters())
         self.pools, self.batch, self.amp = pools, cfg.train.batch_size, amp
 
     def train(self, seqs: Sequences, values: torch.Tensor) -> None:
         self.model.train()
-        seqsum_train.train_epoch(self.model, self.codec, self.opt, self.pools, seqs, values, self.batch, amp=self.amp)
+        train_epoch(self.model, self.codec, self.opt, self.pools, seqs, values, self.batch, amp=self.amp)
 
     def predict(self, seqs: Sequences) -> torch.Tensor:
         return predict(self.model, self.codec, self.pools, seqs)
@@ -161,47 +97,9 @@ class PaddedInputCnnGru(CnnGru):
         return self.head(self.drop(x[torch.arange(B, device=x.device), lengths - 1]))
 
 
-# --- counting --------------------------------------------------------------------------------------
-def train_flops_per_seq(m: ModelConfig, mean_len: float, out_dim: int = 1) -> float:
-    """Multiply-adds x 2 of conv, GRU and head per sequence, x3 for forward + backward."""
-    conv = sum(2 * x.c_out * x.side_conv**2 * x.c_in * x.kernel**2 for x in conv_layers(m))
-    gru, d = 0, feature_size(m)
-    for h in m.gru_hidden:
-        gru += 2 * 3 * h * (d + h)  # input and hidden projections of the 3 gates
-        d = h
-    head = 2 * d * out_dim
-    return 3.0 * (mean_len * (conv + gru) + head)
-
-
-def gemm_rate(n: int, seconds: float, dtype: torch.dtype = torch.float32) -> float:
-    """GEMM FLOP/s of an n x n x n matmul in `dtype`, repeated for about `seconds`."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    reps, t0 = 0, time.perf_counter()
-    while True:
-        a @ b
-        reps += 1
-        dt = time.perf_counter() - t0
-        if dt >= seconds:
-            return reps * 2.0 * n**3 / dt
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def profile(name: str, paths: dict, chunk) -> list[dict]:
     """torch.profiler over one more chunk of `name`'s steps (after the timing and scoring); returns the top
     ops as rows (op, share of self CPU time, calls)."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
     if name not in paths:
         raise SystemExit(f"--profile: no path {name!r}; one of: {', '.join(paths)}")
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -259,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # "seqsum" is what train() runs by default here: train.precision auto, bf16 autocast where the CPU has
     # fast bf16 matmuls (seqsum.device.bf16_fast); the other precision is timed beside it as its own path
-    amp = seqsum_train.autocast_dtype(cfg.train.precision, torch.device("cpu"))
+    amp = autocast_dtype(cfg.train.precision, torch.device("cpu"))
     precision = {"seqsum": "bf16" if amp is not None else "fp32"}
     paths: dict[str, object] = {"seqsum": Seqsum(cfg, pools, a.seed, amp=amp)}
     if amp is not None:
@@ -377,8 +275,6 @@ def main(argv: list[str] | None = None) -> int:
             f"valid exact difference {exact[num] - exact[name]:+.4f} after {n_steps} steps"
         )
     if a.json:
-        from seqsum.files import write_json
-
         write_json(Path(a.json), {
             "command": "benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,

@@ -49,7 +49,7 @@ def confusion(labels: torch.Tensor, read: torch.Tensor) -> np.ndarray:
 
 def slot_matching(conf: np.ndarray) -> np.ndarray:
     """(10,) slot -> digit: the one-to-one matching with the most correct reads in `conf` (true x slot)."""
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize takes ~1 s to import; only slot matching needs it
 
     digits, slots = linear_sum_assignment(conf, maximize=True)
     matching = np.empty(10, dtype=np.int64)

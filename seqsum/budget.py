@@ -16,10 +16,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from .config import RunConfig
 from .errors import ConfigError
 from .exact import eval_batch, step_bytes
 from .stack import conv_layers, feature_size
+from .targets import achievable_values
 
 N_IMAGES = {"mnist5k": 5_000, "mnist": 70_000}  # digit images a source holds (at most)
 EVAL_BATCH = 4096  # sequences per evaluation batch (seqsum.evaluate.predict)
@@ -69,7 +72,6 @@ def _out_dim(cfg: RunConfig) -> int:
         return 1
     if cfg.train.task == "sum":
         return 9 * cfg.data.test_max_len + 1
-    from .targets import achievable_values  # product: bounded by RunConfig (test_max_len <= 30)
 
     return len(achievable_values("product", cfg.data.test_max_len))
 
@@ -183,7 +185,6 @@ def gpu_memory(cfg: RunConfig) -> int | None:
     """Bytes of GPU memory when `cfg` trains on CUDA, else None (the run is on the CPU)."""
     if cfg.train.device == "cpu":
         return None
-    import torch
 
     return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
 

@@ -55,7 +55,7 @@ def load_checkpoint(path) -> dict[str, Any]:
         raise CorruptFile(f"checkpoint {str(path)!r} does not exist") from None
     except IsADirectoryError:
         raise CorruptFile(f"checkpoint {str(path)!r} is a directory, not a checkpoint file") from None
-    except Exception as e:  # noqa: BLE001 - unreadable or corrupted
+    except Exception as e:  # unreadable or corrupted
         reason = " ".join(str(e).split())[:200]
         raise CorruptFile(f"checkpoint {str(path)!r} is unreadable or corrupted ({reason}); {_RECOVER}") from None
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
@@ -111,7 +111,7 @@ def _check_weights(where: str, cfg: RunConfig, state: dict[str, Any]) -> None:
     check_memory(cfg)  # a config too big for this machine is refused before its model is built
     try:
         model_from_checkpoint(state)
-    except Exception as e:  # noqa: BLE001 - missing or unexpected keys, shape mismatches, not a mapping
+    except Exception as e:  # missing or unexpected keys, shape mismatches, not a mapping
         reason = " ".join(str(e).split())[:200]
         raise CorruptFile(f"{where}: its weights do not fit its config's model ({reason}); {_AGAIN}") from None
 
@@ -130,6 +130,6 @@ def _check_resumable(where: str, cfg: RunConfig, state: dict[str, Any]) -> None:
         rng, like = state["torch_rng"], torch.get_rng_state()
         if not (isinstance(rng, torch.Tensor) and rng.dtype == like.dtype and rng.shape == like.shape):
             raise ValueError(f"torch_rng is {type(rng).__name__}, not a CPU random state")
-    except Exception as e:  # noqa: BLE001 - KeyError, ValueError, RuntimeError, TypeError from torch
+    except Exception as e:  # KeyError, ValueError, RuntimeError, TypeError from torch
         reason = " ".join(str(e).split())[:200]
         raise CorruptFile(f"{where}: its optimizer or random state cannot be restored ({reason}); {_AGAIN}") from None

@@ -149,7 +149,7 @@ class RunConfig:
                 d = yaml_load(text) or {}
             else:
                 d = json.loads(text, object_pairs_hook=unique_keys)
-        except Exception as e:  # noqa: BLE001 - any parse error becomes one line
+        except Exception as e:  # any parse error becomes one line
             raise ConfigError(f"cannot parse config file {str(path)!r}: {str(e).splitlines()[0]}") from None
         try:
             return cls.from_dict(d)

@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from .bottleneck import ExpectedDigit
-from .choices import HEADS  # noqa: F401 - the one list of heads (model.head)
 
 
 class NAU(nn.Module):

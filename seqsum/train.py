@@ -23,6 +23,7 @@ from .checkpoint import checkpoint_state
 from .config import RunConfig
 from .data import EvalSets, Pools, Sequences, eval_sets, load_pools
 from .device import autocast_dtype, resolve_device
+from .errors import ConfigError
 from .evaluate import predict, value_metrics
 from .heads import sparsity_weight
 from .mechanisms import class_weights, subset_train_pool, training_draw
@@ -152,8 +153,6 @@ def train(
         try:
             gen.set_state(resume["generator"])
         except (RuntimeError, TypeError):
-            from .errors import ConfigError
-
             raise ConfigError(
                 "the checkpoint's data generator state is not a CPU generator's (written by an older seqsum "
                 "on a GPU); it cannot be resumed: train the run again"

@@ -39,13 +39,13 @@ def study_config_from_args(a: argparse.Namespace) -> StudyConfig:
 
 
 def cmd_launch(a: argparse.Namespace) -> int:
-    from .runner import launch  # Ray: imported once the environment is set (study.session)
+    from .runner import launch  # torch: kept off the parser's path (--help and usage errors answer at once)
 
     return _guard(lambda: launch(study_config_from_args(a), address=a.address, after=_report(a)))
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    from .runner import resume  # Ray: imported once the environment is set (study.session)
+    from .runner import resume  # torch: kept off the parser's path (--help and usage errors answer at once)
 
     return _guard(lambda: resume(a.study, address=a.address, after=_report(a)))
 
@@ -56,7 +56,7 @@ def _report(a: argparse.Namespace) -> Callable[[Place], None] | None:
 
 
 def cmd_rerun(a: argparse.Namespace) -> int:
-    from .rerun import rerun  # Ray: imported once the environment is set (study.session)
+    from .rerun import rerun  # torch: kept off the parser's path (--help and usage errors answer at once)
 
     if a.resume:
         given = [f for f, v in (("--top", a.top), ("--seeds", a.seeds), ("--epochs", a.epochs)) if v is not None]

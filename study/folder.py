@@ -11,7 +11,7 @@ from typing import Any
 from seqsum.errors import ConfigError, CorruptFile, StudyError
 from seqsum.files import check_writable, read_json, write_json, write_text
 
-from . import storage
+from . import storage, storage_check
 from .config import StudyConfig
 
 STATE = "state.json"
@@ -43,7 +43,7 @@ def load_study(location: str | Path, skip: tuple[str, ...] = ()) -> tuple[storag
     (all but `skip` and tune/) are pulled into its local working copy first."""
     p = storage.place(location)
     if p.remote:
-        storage.check(p.where)
+        storage_check.check(p.where)
     if not storage.exists(p, SPEC):
         raise StudyError(f"{p.where!r} is not a study {'URI' if p.remote else 'folder'} (no {SPEC})")
     p.pull(skip)
@@ -55,7 +55,7 @@ def check_new_study_dir(cfg: StudyConfig) -> storage.Place:
     be made or written (nothing is written)."""
     p = place_of(cfg)
     if p.remote:
-        storage.check(p.where)
+        storage_check.check(p.where)
     else:
         _check_writable(p.local)
     if storage.exists(p, SPEC):
@@ -85,7 +85,7 @@ def create_study_dir(cfg: StudyConfig) -> storage.Place:
     write_state(p.local, {"tasks": {}})
     try:
         p.push()
-    except Exception as e:  # noqa: BLE001 - e.g. credentials that may read but not write
+    except Exception as e:  # e.g. credentials that may read but not write
         storage.forget(p)
         raise StudyError(f"cannot write to {p.where!r}: {str(e).splitlines()[0][:200]}") from None
     return p

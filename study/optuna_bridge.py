@@ -20,10 +20,12 @@ steps leaves nothing out.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
+from seqsum.errors import StudyError
 from seqsum.files import read_json
 from seqsum.results import read_metrics
 
@@ -40,31 +42,27 @@ def storage(study_dir: Path, cfg: StudyConfig):
 
 def open_storage(url: str):
     """An Optuna storage from a URL (RDB: sqlite:///..., postgresql://..., mysql://...) or a journal file path."""
-    import optuna
+    import optuna  # optuna: kept off the launch command's bad-input path
 
     if "://" in url:
         return optuna.storages.RDBStorage(url)
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend  # (the same)
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(Path(url).expanduser())))
 
 
 def check_storage(url: str) -> None:
     """Open a user-named Optuna storage now (before Ray starts): a bad or unreachable one fails in one line."""
-    from seqsum.errors import StudyError
-
     try:
         if "://" not in url:
             _check_journal(Path(url).expanduser())
         open_storage(url).get_all_studies()
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's, OSError, ...
+    except Exception as e:  # SQLAlchemy's, OSError, ...
         raise StudyError(f"--optuna-storage {url!r} cannot be opened: {str(e).splitlines()[0][:200]}") from None
 
 
 def _check_journal(path: Path) -> None:
     """An existing journal file must start with an Optuna journal entry (Optuna skips a bad last line)."""
-    import json
-
     if not path.is_file() or path.stat().st_size == 0:
         return
     with open(path, "rb") as f:
@@ -85,7 +83,7 @@ def record_runs(study_dir: Path, cfg: StudyConfig, task: str, runs: list[Path], 
     """Add the run folders `runs` (trials/<task>/<id>/) not yet in the task's Optuna study; return how many.
 
     Errored runs are added only `with_errors` (at the end of a task)."""
-    import optuna
+    import optuna  # (the same)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(

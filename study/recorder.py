@@ -74,7 +74,7 @@ class Recorder(Callback):
             if run is not None and self.record:
                 record_runs(place.local, self.cfg, self.label, [run], with_errors=False)
             storage.sync(place)
-        except Exception as e:  # noqa: BLE001 - collected again when the task ends; never break the study
+        except Exception as e:  # collected again when the task ends; never break the study
             print(f"[{self.label}] note: {trial.trial_id} not collected yet ({e})", file=sys.stderr)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

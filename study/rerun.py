@@ -213,9 +213,9 @@ def make_plan(
 
 
 def _run(place: storage.Place, cfg: StudyConfig, plan: dict[str, Any], pools) -> None:
-    from ray import tune
+    from ray import tune  # Ray: imported only after study.session has set its environment
 
-    from .recorder import Recorder
+    from .recorder import Recorder  # (the same: it imports ray.tune)
 
     study_dir = place.local
     points = plan["points"]

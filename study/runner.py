@@ -135,9 +135,9 @@ def _run_tasks(place: storage.Place, cfg: StudyConfig, after: After | None, pool
 
 
 def _run_task(place: storage.Place, cfg: StudyConfig, task: str, pools: Pools) -> int:
-    from ray import tune
+    from ray import tune  # Ray: imported only after study.session has set its environment
 
-    from .recorder import Recorder
+    from .recorder import Recorder  # (the same: it imports ray.tune)
 
     study_dir = place.local
     exp = place.tune_path(task)

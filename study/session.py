@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
+
 from seqsum.errors import StudyError
 
 # Ray reads this variable when `ray` is first imported (into a module constant) and again in every
@@ -46,7 +48,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
     quiet_environment()
     if address is None:
         embedded_environment()
-    import ray
+    import ray  # Ray reads the environment set just above at its first import
 
     if ray.is_initialized():
         yield
@@ -64,7 +66,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         check_reachable(address)
         try:
             ray.init(address=address, logging_level="WARNING", log_to_driver=True)
-        except Exception as e:  # noqa: BLE001 - ConnectionError, AuthenticationError, ...
+        except Exception as e:  # ConnectionError, AuthenticationError, ...
             hint = ""
             if "auth" in type(e).__name__.lower() or "auth" in str(e).lower():
                 hint = " (a secured cluster: set RAY_AUTH_MODE=token and the cluster's token, see README)"
@@ -100,8 +102,6 @@ def check_resources(cpus: float, gpus: float, address: str | None = None) -> Non
     if joined:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     elif address is None:
-        import torch
-
         nodes = [{"CPU": len(os.sched_getaffinity(0)), "GPU": torch.cuda.device_count()}]
     else:
         return  # checked once the session has joined the cluster

@@ -174,7 +174,7 @@ class Space:
 
 def distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Optuna distributions of every parameter (for writing finished trials into the RDB study)."""
-    import optuna.distributions as od
+    import optuna.distributions as od  # optuna: kept off the parser's path (study.config imports this module)
 
     out = {}
     for name, spec in space.items():

@@ -13,9 +13,8 @@ AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION f
 from __future__ import annotations
 
 import os
-import socket
+import shutil
 import sys
-import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,7 +22,6 @@ from urllib.parse import urlsplit
 
 from seqsum.errors import StudyError
 
-TIMEOUT_S = 10.0  # a storage URI that does not answer within this is unreachable
 TUNE = "tune"  # Tune's experiments: written to the store by Tune, never part of the working copy
 CACHE_ENV = "SEQSUM_CACHE_DIR"
 _SYNCED: dict[str, dict[str, tuple[int, int]]] = {}  # working copy -> {relative path: (size, mtime_ns) in sync}
@@ -56,14 +54,12 @@ class Place:
 
     def remove_tune(self, name: str) -> None:
         """Delete one Tune experiment (a rerun replaced with --overwrite)."""
-        import shutil
-
         if not self.remote:
             shutil.rmtree(self.local / TUNE / name, ignore_errors=True)
             return
         fs, base = filesystem(self.where)
         path = f"{base}/{TUNE}/{name}"
-        if _info(fs, path).type.name == "Directory":
+        if info(fs, path).type.name == "Directory":
             fs.delete_dir(path)
 
     def pull(self, skip: tuple[str, ...] = ()) -> None:
@@ -105,7 +101,7 @@ ENDPOINT_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION"
 
 @cache
 def _filesystem(uri: str, env: tuple):
-    import pyarrow.fs as pafs
+    import pyarrow.fs as pafs  # pyarrow: only a study at a URI needs it
 
     return pafs.FileSystem.from_uri(uri)
 
@@ -114,7 +110,7 @@ def filesystem(uri: str):
     """(pyarrow filesystem, base path) of a URI; a URI pyarrow cannot use raises StudyError (one line)."""
     try:
         fs, path = _filesystem(uri, tuple(os.environ.get(v) for v in ENDPOINT_VARS))
-    except Exception as e:  # noqa: BLE001 - ArrowInvalid, OSError (e.g. hdfs without a JVM)
+    except Exception as e:  # ArrowInvalid, OSError (e.g. hdfs without a JVM)
         raise StudyError(
             f"storage {uri!r}: {str(e).splitlines()[0]}; give a folder or a URI Ray Tune accepts "
             "(s3://bucket/path, gs://bucket/path, any pyarrow filesystem)"
@@ -122,65 +118,7 @@ def filesystem(uri: str):
     return fs, path.rstrip("/")
 
 
-def check(uri: str) -> None:
-    """Fail within seconds, writing nothing, when a URI is malformed, its endpoint or bucket unreachable."""
-    fs, base = filesystem(uri)
-    kind = type(fs).__name__
-    if kind == "LocalFileSystem":  # file:///path: a folder after all
-        _check_local(uri, Path(base))
-    if kind == "_MockFileSystem":  # lives in one process's memory: trials on other workers could not reach it
-        raise StudyError(f"storage {uri!r} is pyarrow's in-memory test filesystem; use a folder, s3:// or gs://")
-    if kind not in ("S3FileSystem", "GcsFileSystem"):
-        return
-    bucket = base.split("/")[0]
-    if not bucket:
-        raise StudyError(f"storage {uri!r} names no bucket; use {urlsplit(uri).scheme}://BUCKET/path")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if kind == "S3FileSystem" and endpoint:
-        _check_endpoint(uri, endpoint)
-    out: list = []
-
-    def probe() -> None:
-        try:
-            out.append(_info(fs, bucket))
-        except Exception as e:  # noqa: BLE001 - OSError with the store's message
-            out.append(e)
-
-    t = threading.Thread(target=probe, daemon=True)  # an unreachable store may retry for minutes
-    t.start()
-    t.join(TIMEOUT_S)
-    if not out:
-        raise StudyError(f"storage {uri!r} did not answer within {TIMEOUT_S:g} s (credentials, network, endpoint?)")
-    if isinstance(out[0], Exception):
-        raise StudyError(f"storage {uri!r} is unreachable: {str(out[0]).splitlines()[0][:300]}")
-    if out[0].type.name == "NotFound":
-        at = f" at {endpoint}" if endpoint and kind == "S3FileSystem" else ""
-        raise StudyError(f"storage {uri!r}: bucket {bucket!r} does not exist{at}; create it first")
-
-
-def _check_local(uri: str, folder: Path) -> None:
-    from seqsum.errors import ConfigError
-    from seqsum.files import check_writable
-
-    try:
-        check_writable(folder, "storage")
-    except ConfigError as e:
-        raise StudyError(f"{e} ({uri})") from None
-
-
-def _check_endpoint(uri: str, endpoint: str) -> None:
-    p = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-    port = p.port or (443 if p.scheme == "https" else 80)
-    try:
-        with socket.create_connection((p.hostname or "", port), timeout=5):
-            pass
-    except OSError as e:
-        raise StudyError(
-            f"storage {uri!r}: endpoint {endpoint!r} (AWS_ENDPOINT_URL) is unreachable: {e.strerror or e}"
-        ) from None
-
-
-def _info(fs, path: str):
+def info(fs, path: str):
     return fs.get_file_info(path)
 
 
@@ -189,7 +127,7 @@ def exists(p: Place, rel: str) -> bool:
     if not p.remote:
         return (p.local / rel).exists()
     fs, base = filesystem(p.where)
-    return _info(fs, f"{base}/{rel}").type.name == "File"
+    return info(fs, f"{base}/{rel}").type.name == "File"
 
 
 def read_text(p: Place, rel: str) -> str:
@@ -208,7 +146,7 @@ def is_empty(p: Place) -> bool:
 
 
 def _remote_files(p: Place) -> dict[str, object]:
-    import pyarrow.fs as pafs
+    import pyarrow.fs as pafs  # (the same)
 
     fs, base = filesystem(p.where)
     infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
@@ -235,7 +173,7 @@ def _skipped(rel: str, skip: tuple[str, ...]) -> bool:
 
 
 def pull(p: Place, skip: tuple[str, ...]) -> None:
-    import pyarrow.fs as pafs
+    import pyarrow.fs as pafs  # (the same)
 
     fs, base = filesystem(p.where)
     remote = {rel: i for rel, i in _remote_files(p).items() if not _skipped(rel, skip)}
@@ -258,7 +196,7 @@ def pull(p: Place, skip: tuple[str, ...]) -> None:
 
 
 def push(p: Place) -> None:
-    import pyarrow.fs as pafs
+    import pyarrow.fs as pafs  # (the same)
 
     fs, base = filesystem(p.where)
     synced = _SYNCED.setdefault(str(p.local), {})
@@ -280,7 +218,7 @@ def sync(p: Place, strict: bool = False) -> None:
     or with `strict` (a command's last one) a StudyError naming the working copy."""
     try:
         p.push()
-    except Exception as e:  # noqa: BLE001 - the trials are safe in Tune's experiment at the URI
+    except Exception as e:  # the trials are safe in Tune's experiment at the URI
         why = f"could not upload to {p.where}: {str(e).splitlines()[0][:200]}"
         if strict:
             raise StudyError(f"{why}; the study's files are in {p.local}, the trials at the URI") from None
@@ -289,8 +227,6 @@ def sync(p: Place, strict: bool = False) -> None:
 
 def forget(p: Place) -> None:
     """Start a new study's working copy afresh (its URI holds nothing yet)."""
-    import shutil
-
     if p.remote:
         shutil.rmtree(p.local, ignore_errors=True)
         _SYNCED.pop(str(p.local), None)

@@ -58,7 +58,7 @@ def run_trial(
     """One trial. `finished` (trial_id -> its last report, study.collect.finished_runs) names the trials
     whose run folder the driver already holds complete: such a trial, restored by Tune as unfinished
     after a driver died, reports its end again and neither trains nor writes anything."""
-    from ray import tune
+    from ray import tune  # Ray: imported only after study.session has set its environment
 
     started = time.time()
     quiet_shutdown()
@@ -149,8 +149,8 @@ def _write_run_folder(d: Path, cfg, result: TrainResult, state: dict[str, Any], 
 
 def _node_ip() -> str:
     try:
-        import ray
+        import ray  # (the same)
 
         return ray.util.get_node_ip_address()
-    except Exception:  # noqa: BLE001 - outside a Ray worker
+    except Exception:  # outside a Ray worker
         return "local"

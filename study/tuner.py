@@ -11,6 +11,7 @@ from seqsum.data import Pools, eval_sets
 from .config import StudyConfig
 from .space import Space
 from .storage import Place
+from .trainable import run_trial
 
 INTERRUPTED = threading.Event()
 
@@ -19,9 +20,7 @@ def trainable(cfg: StudyConfig, pools: Pools, task: str | None, finished: dict[s
     """run_trial with the parsed study config, the digit pools and the base config's fixed evaluation sets
     (drawn once here, sent to the workers once; a trial whose data differs draws its own), and `finished`:
     the trials whose run folders are complete (study.collect.finished_runs), never trained again."""
-    from ray import tune
-
-    from .trainable import run_trial
+    from ray import tune  # Ray: imported only after study.session has set its environment
 
     sets = eval_sets(pools, cfg.base_run(task or cfg.what.tasks[0]).data)
     fn = tune.with_parameters(run_trial, study=cfg, task=task, pools=pools, sets=sets, finished=finished or {})
@@ -30,11 +29,11 @@ def trainable(cfg: StudyConfig, pools: Pools, task: str | None, finished: dict[s
 
 def tune_config(cfg: StudyConfig, task: str):
     """How to search one task: TPE behind a ConcurrencyLimiter, every loss family enqueued first, ASHA or FIFO."""
-    import optuna
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+    import optuna  # (the same: optuna with it)
+    from ray import tune  # (the same)
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # (the same)
+    from ray.tune.search import ConcurrencyLimiter  # (the same)
+    from ray.tune.search.optuna import OptunaSearch  # (the same)
 
     h = cfg.how
     searcher = OptunaSearch(
@@ -64,7 +63,7 @@ def tune_config(cfg: StudyConfig, task: str):
 
 def run_config(place: Place, cfg: StudyConfig, name: str, callbacks: list | None = None):
     """Where Tune keeps experiment `name`: the study's tune/ (a folder, or URI/tune on an object store)."""
-    from ray import tune
+    from ray import tune  # (the same)
 
     return tune.RunConfig(
         name=name,

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from seqsum.config import RunConfig
-from seqsum.data import Digits, Pools, load_mnist5k, make_pools
+from seqsum.data import Pools, make_pools
+from seqsum.digit_sources import Digits, load_mnist5k
 
 # A model and data small enough that a few epochs take about a second.
 TINY: dict[str, Any] = {

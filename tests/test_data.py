@@ -10,14 +10,8 @@ import torch
 from conftest import fake_mnist, idx_bytes, write_idx_pair
 
 from seqsum.config import DataConfig, RunConfig
-from seqsum.data import (
-    eval_sets,
-    load_digits,
-    load_mnist,
-    make_pools,
-    pair_grid_sequences,
-    sample,
-)
+from seqsum.data import eval_sets, make_pools, pair_grid_sequences, sample
+from seqsum.digit_sources import load_digits, load_mnist
 from seqsum.errors import ConfigError
 
 
@@ -41,7 +35,7 @@ def test_mnist5k_is_mlxtends_own_loader_pixel_for_pixel(digits):
 
 
 def test_mnist5k_calls_return_independent_tensors():
-    from seqsum.data import load_mnist5k
+    from seqsum.digit_sources import load_mnist5k
 
     a = load_mnist5k()
     ink, label = a.images[0].long().sum().item(), a.labels[0].item()
@@ -73,7 +67,7 @@ def test_split_fractions(digits):
 
 
 def test_too_few_images_to_split(digits):
-    from seqsum.data import Digits
+    from seqsum.digit_sources import Digits
 
     few = Digits(digits.images[:50], digits.labels[:50], "few")
     with pytest.raises(ConfigError, match="too few"):
@@ -349,7 +343,7 @@ def test_default_config_loads_mnist5k():
 
 
 def test_a_test_pool_without_some_digit_is_a_config_error(digits):
-    from seqsum.data import Digits
+    from seqsum.digit_sources import Digits
 
     keep = digits.labels != 7
     no_sevens = Digits(digits.images[keep], digits.labels[keep], "no sevens")

@@ -63,7 +63,7 @@ def test_killed_rerun_continues_with_resume(smoke_study, tmp_path):
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     done = [json.loads(p.read_text()) for p in (d / "rerun").glob("*/*/params.json")]
-    key = lambda p: (p["task"], p["source_trial_id"], p["seed"])  # noqa: E731
+    key = lambda p: (p["task"], p["source_trial_id"], p["seed"])
     assert sorted(map(key, done)) == sorted(map(key, plan["points"]))  # each exactly once
     assert {p["status"] for p in done} == {"ok"}
     assert {p["trial_id"]: p.get("resumed_from_epoch") for p in done if p.get("resumed_from_epoch")} == {tid: 1}

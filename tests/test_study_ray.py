@@ -276,7 +276,7 @@ def _two_hosts(tmp_path: Path, name: str):
     faults = tmp_path / "faults"
     env = fault_env(faults, barrier={"epoch": 1, "n": 2}, pause={"epoch": 1, "nth": 1, "node_ip": "10.77.0.2"})
     tmp = f"/tmp/sq{uuid.uuid4().hex[:6]}"
-    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 - closed below, after the driver exits
+    log = open(tmp_path / "driver.log", "w")  # closed below, after the driver exits
     with netns_hosts(2) as (h1, h2):
         head = _start_node(
             h1,
