@@ -68,9 +68,9 @@ def cmd_report(a: argparse.Namespace) -> int:
         out = build_report(Path(a.study_dir), a.out, train_reference=not a.no_reference)
         print(f"report: {out / 'index.html'}")
         return 0
-    from study.folder import load_study  # pyarrow's file systems: only for a study at a URI
+    from study.folder import open_study  # pyarrow's file systems: only for a study at a URI
 
-    place, _ = load_study(a.study_dir, skip=("report",) if a.out else ())  # the URI's files, in a working copy
+    place, _ = open_study(a.study_dir, skip=("report",) if a.out else ())  # the URI's files, in a working copy
     out = build_report(place.local, a.out, train_reference=not a.no_reference)
     if a.out:
         print(f"report: {out / 'index.html'}")

@@ -151,7 +151,7 @@ def _extrapolated(run: Path, out: Path, trained: int) -> dict[str, float]:
 
 
 def _heldout_pairs(cfg, points: list[dict[str, Any]]) -> tuple[tuple[int, int], ...]:
-    from seqsum.mechanisms import holdout_pairs
+    from seqsum.train_data import holdout_pairs
 
     for p in points:
         pairs = holdout_pairs(cfg.run_config(cfg.what.tasks[0], p))

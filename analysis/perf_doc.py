@@ -1,4 +1,4 @@
-"""docs/PERFORMANCE.md's measured block (issue 13), written from docs/data/perf/*.json by benchmarks/results.py.
+"""docs/PERFORMANCE.md's measured block, written from docs/data/perf/*.json by benchmarks/results.py.
 
 Each file is written by one benchmark's `--json PATH` (the command is stored in it):
 

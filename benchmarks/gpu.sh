@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU plan (issue 13 point 4): on a machine with one CUDA GPU, one trial's training sequences/s alone,
+# GPU plan: on a machine with one CUDA GPU, one trial's training sequences/s alone,
 # then four trials sharing the GPU (gpus_per_trial 0.25 in a Ray study, 4 at a time), and the share of
 # the solo throughput each shared trial keeps (goal >= 80%). Seed preset's model, batch 32.
 #

@@ -1,4 +1,4 @@
-"""Is learning the same in bf16 (train.precision bf16: autocast) as in fp32? Issue 13 point 3.
+"""Is learning the same in bf16 (train.precision bf16: autocast) as in fp32?
 
 Trains the seed preset (CPU) for each task, precision and seed, alternating fp32 / bf16 per seed so
 both see the same machine load, and prints final valid exact and test exact per run, then per task and

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from .budget import check_memory
 from .config import RunConfig
 from .errors import ConfigError, CorruptFile
 from .files import write_with
+from .memory import check_memory
 from .model import CnnGru, build
 from .optim import make_optimizer
 from .targets import Codec

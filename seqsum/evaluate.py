@@ -3,7 +3,7 @@
 *exact* is the share of sequences whose decoded prediction, rounded, equals the target; *rel_err* is
 `relative_error`: |error| / max(|target|, 1), so for target 0 it is the absolute error.
 
-The issue-12 switches add (only when they are on): a `held_out` column and held-out/seen metrics
+The data and output switches add (only when they are on): a `held_out` column and held-out/seen metrics
 (data.holdout), `test/step=K/*` (model.outputs every_step), and for every test length beyond the
 training lengths `extrapolated_lengths` plus, for a classifier, `test/len=K/unreachable` (not for the exact
 head, whose classes are computed, not learned). With the digit bottleneck: `valid/digit_acc`,

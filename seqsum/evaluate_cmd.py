@@ -15,12 +15,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .budget import check_memory
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .data import eval_sets, load_pools
 from .device import resolve_device
 from .errors import CliError
 from .evaluate import evaluate
+from .memory import check_memory
 from .model import build
 from .results import check_out_dir, clear_run_folder, write_run
 

@@ -2,7 +2,7 @@
 
 `conv_layers(model_config)` lists each layer (channels in and out, kernel, padding, max-pool size and the
 image side after the conv and after its pool) for a 28x28 digit; the model (seqsum.model), the memory
-estimate (seqsum.budget) and the config checks (seqsum.config) all read their shapes from it.
+estimate (seqsum.memory) and the config checks (seqsum.config) all read their shapes from it.
 
 A layer is Conv2d(c_in, c_out, kernel, padding) -> activation -> MaxPool2d(pool) (pool 1: no pooling):
 side after the conv = side + 2 padding - kernel + 1, after the pool = that // pool (floor, as torch).

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from .bottleneck import digit_accuracy
-from .budget import check_memory
 from .checkpoint import checkpoint_state
 from .config import RunConfig
 from .data import EvalSets, Pools, Sequences, eval_sets, load_pools
@@ -26,10 +25,11 @@ from .device import autocast_dtype, resolve_device
 from .errors import ConfigError
 from .evaluate import predict, value_metrics
 from .heads import sparsity_weight
-from .mechanisms import class_weights, subset_train_pool, training_draw
+from .memory import check_memory
 from .model import CnnGru, build
 from .optim import make_optimizer
 from .targets import Codec, running_target, target
+from .train_data import class_weights, subset_train_pool, training_draw
 
 Report = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -65,7 +65,7 @@ def train_epoch(
     loss as a 0-d float64 tensor on the training device (no host synchronization inside).
 
     `values` are the (n,) targets, or with model.outputs every_step the (n, T) running targets; `extras`
-    carries the issue-12 switches (class weights, the arithmetic head's regulariser, a batch observer).
+    carries the training switches (class weights, the arithmetic head's regulariser, a batch observer).
     `amp` (autocast_dtype): the forward runs under autocast to that dtype; the loss, the gradients,
     the parameters and the optimizer state stay float32."""
     x = extras or Extras()
@@ -132,7 +132,7 @@ def train(
     `valid/{exact,mae,mse,rel_err}`, `time/epoch_s`, `precision` (fp32 or bf16: what train.precision
     resolved to on this device) and `status`. A non-finite training loss ends
     the run with status "diverged" (its last metrics are still reported). A config that needs more
-    memory than this machine has raises ConfigError first (seqsum.budget.check_memory).
+    memory than this machine has raises ConfigError first (seqsum.memory.check_memory).
     `on_batch(seqs)` sees every training batch (tests). `sets`: evaluation sets drawn once for many runs
     (a study shares them through Ray's object store), used when they are the ones this config draws.
     """

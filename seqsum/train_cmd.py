@@ -10,16 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .budget import check_memory
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import RunConfig
 from .data import load_pools
 from .device import resolve_device
 from .errors import CliError
 from .flags import refused_with_resume, run_config_from_args
-from .mechanisms import subset_train_pool
+from .memory import check_memory
 from .results import append_metrics, check_out_dir, clear_run_folder, finish_run, start_run
 from .train import train
+from .train_data import subset_train_pool
 
 
 def check_resume_flags(a: argparse.Namespace) -> None:

@@ -55,7 +55,7 @@ from .reach import reachable
 from .space import ALIASES, SEED_POINT, active, contains, ordered, params_to_run, shorthand_value
 
 PRESET_DIR = Path(__file__).parent / "presets"
-REPLICATE_PAIRS_PER_CELL = 200  # test sequences per digit-pair cell in every replicate (issue 11)
+REPLICATE_PAIRS_PER_CELL = 200  # test sequences per digit-pair cell in every replicate
 
 
 @dataclass(frozen=True)

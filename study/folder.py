@@ -38,7 +38,7 @@ def write_state(folder: Path, state: dict[str, Any]) -> None:
     write_json(folder / STATE, state)
 
 
-def load_study(location: str | Path, skip: tuple[str, ...] = ()) -> tuple[storage.Place, StudyConfig]:
+def open_study(location: str | Path, skip: tuple[str, ...] = ()) -> tuple[storage.Place, StudyConfig]:
     """The Place and the config (parsed once) of an existing study, a folder or a URI; a URI's files
     (all but `skip` and tune/) are pulled into its local working copy first."""
     p = storage.place(location)

@@ -34,8 +34,8 @@ def assignments(space: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def reachable(space: dict[str, dict[str, Any]], run_config) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """({family: the first assignment that reaches it}, problems): `run_config(assignment)` builds each
+def reachable(space: dict[str, dict[str, Any]], build_run) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """({family: the first assignment that reaches it}, problems): `build_run(assignment)` builds each
     assignment's RunConfig; one it refuses (an exact head with mse, say) is a problem naming the
     assignment, so a space must rule it out with `when:` (or `family` choices)."""
     out: dict[str, dict[str, Any]] = {}
@@ -45,7 +45,7 @@ def reachable(space: dict[str, dict[str, Any]], run_config) -> tuple[dict[str, d
         return out, [f"the space's loss, head and bottleneck choices combine in more than {MAX_COMBINATIONS:,} ways"]
     for point in points:
         try:
-            key = family_of(run_config(point))
+            key = family_of(build_run(point))
         except ConfigError as e:
             problems.append(f"the space lets a trial take {point}, which is not a valid run config ({e}); "
                             "rule it out with when: (e.g. model.head: {..., when: {loss: classify}})")  # fmt: skip

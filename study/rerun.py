@@ -27,11 +27,11 @@ from seqsum.stats import seed_interval
 from . import storage
 from .collect import collect_grid, finished_runs
 from .config import StudyConfig
-from .folder import STATE, load_study, read_state, write_state
+from .folder import STATE, open_study, read_state, write_state
 from .runner import check_base
 from .runs import replicates_frame, trials_frame
 from .session import check_resources, ray_session
-from .tuner import INTERRUPTED, run_config, trainable
+from .tuner import INTERRUPTED, trainable, tune_run_config
 
 MAX_SEEDS = 1_000  # --seeds beyond this is a typo (each seed is a run of every selected config)
 FIRST_SEED = 1000  # replicate seeds are 1000, 1001, ...: never a search trial's (default 0) seed
@@ -52,7 +52,7 @@ def rerun(
 ) -> pd.DataFrame:
     """Run (or, with `resume`, continue) the replicates of the study at `location` (a folder or URI);
     write rerun/summary.csv and return it."""
-    place, cfg = load_study(location)
+    place, cfg = open_study(location)
     study_dir = place.local
     out = study_dir / "rerun"
     if resume:
@@ -240,7 +240,7 @@ def _run(place: storage.Place, cfg: StudyConfig, plan: dict[str, Any], pools) ->
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=cfg.how.max_concurrent, reuse_actors=cfg.where.reuse_actors
             ),
-            run_config=run_config(place, cfg, EXPERIMENT, [rec]),
+            run_config=tune_run_config(place, cfg, EXPERIMENT, [rec]),
         )
     INTERRUPTED.clear()
     grid = tuner.fit()

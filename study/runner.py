@@ -22,20 +22,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqsum.budget import check_memory
 from seqsum.data import Pools, load_pools
 from seqsum.errors import ConfigError, Interrupted
 from seqsum.files import write_csv
+from seqsum.memory import check_memory
 
 from . import storage
 from .collect import collect_grid, finished_runs
 from .config import StudyConfig
-from .folder import check_new_study_dir, create_study_dir, load_study, read_state, write_state
+from .folder import check_new_study_dir, create_study_dir, open_study, read_state, write_state
 from .optuna_bridge import check_storage, record_runs
 from .runs import trials_frame
 from .session import check_reachable, check_resources, ray_session
 from .space import corners
-from .tuner import INTERRUPTED, run_config, trainable, tune_config
+from .tuner import INTERRUPTED, trainable, tune_config, tune_run_config
 
 After = Callable[[storage.Place], None]  # what runs once a study's tasks are done (the CLI's report)
 
@@ -60,7 +60,7 @@ def launch(cfg: StudyConfig, address: str | None = None, after: After | None = N
 
 def resume(location: str | Path, address: str | None = None, after: After | None = None) -> Path:
     """Finish the study at `location` (a folder or URI): done tasks are skipped, the current one restored."""
-    place, cfg = load_study(location)
+    place, cfg = open_study(location)
     read_state(place.local)  # a damaged state.json fails here, before Ray starts
     pools = check_base(cfg)
     print(f"resuming study {cfg.where.name}: {place.where}", flush=True)
@@ -149,7 +149,7 @@ def _run_task(place: storage.Place, cfg: StudyConfig, task: str, pools: Pools) -
     else:
         fn = trainable(cfg, pools, task)
         rec = Recorder("trials", task, cfg.how.num_samples, epochs, cfg, record=True)
-        tuner = tune.Tuner(fn, tune_config=tune_config(cfg, task), run_config=run_config(place, cfg, task, [rec]))
+        tuner = tune.Tuner(fn, tune_config=tune_config(cfg, task), run_config=tune_run_config(place, cfg, task, [rec]))
     INTERRUPTED.clear()
     grid = tuner.fit()
     if INTERRUPTED.is_set():  # Ctrl-C: Tune saved its state and returned early; `resume` collects

@@ -61,7 +61,7 @@ def tune_config(cfg: StudyConfig, task: str):
     )
 
 
-def run_config(place: Place, cfg: StudyConfig, name: str, callbacks: list | None = None):
+def tune_run_config(place: Place, cfg: StudyConfig, name: str, callbacks: list | None = None):
     """Where Tune keeps experiment `name`: the study's tune/ (a folder, or URI/tune on an object store)."""
     from ray import tune  # (the same)
 

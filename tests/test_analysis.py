@@ -151,7 +151,7 @@ def smoke_report(smoke_study, tmp_path_factory) -> Path:
 
 
 def test_smoke_study_replicated_comparison(smoke_study, smoke_report):
-    """The Done-when of issue 11 on a real smoke study: comparison.csv, intervals, pair cells, baselines."""
+    """The comparison on a real smoke study: comparison.csv, intervals, pair cells, baselines."""
     out = smoke_report
     check_sections(out)
     check_pngs(out)

@@ -1,4 +1,4 @@
-"""Bad input, whole classes (issue 10, point 6): every case is one command as a user types it, and each
+"""Bad input, whole classes: every case is one command as a user types it, and each
 must end in exactly one line `seqsum: error: ...` naming the offending value, exit code 2, within
 seconds, with nothing written (the files and folders under the test's folder, a copied real study
 included, are the same before and after).

@@ -1,4 +1,4 @@
-"""The issue-12 switches, each on a tiny run: data.balance and train.class_weight, data.holdout,
+"""The training switches (seqsum.train_data), each on a tiny run: data.balance and train.class_weight, data.holdout,
 data.train_images, model.outputs every_step, model.head nau/nmu, length extrapolation and `seqsum evaluate`."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import pytest
 import torch
 from conftest import run_cli, tiny_config, tree
 
-from seqsum.budget import parameters
 from seqsum.config import RunConfig
 from seqsum.data import Pools, Sequences
 from seqsum.errors import ConfigError
 from seqsum.evaluate import evaluate, predict, value_metrics
-from seqsum.mechanisms import class_weights, holdout_pairs, tuple_sampler
+from seqsum.memory import parameters
 from seqsum.model import build
 from seqsum.results import finish_run, read_run
 from seqsum.sampling import contains_pair
 from seqsum.targets import running_target, target
 from seqsum.train import train
+from seqsum.train_data import class_weights, holdout_pairs, tuple_sampler
 
 
 def _drawn(cfg: RunConfig, pools) -> tuple[Sequences, object]:

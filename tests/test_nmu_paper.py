@@ -11,17 +11,17 @@ import pytest
 import torch
 from conftest import run_cli, tiny_config
 
-from seqsum.budget import check_memory
 from seqsum.config import RunConfig
 from seqsum.config_checks import digits_problem
 from seqsum.data import eval_sets, sample
 from seqsum.evaluate import evaluate
 from seqsum.heads import NAU, NMU, ArithmeticHead
-from seqsum.mechanisms import tuple_sampler
+from seqsum.memory import check_memory
 from seqsum.paper_success import main as success_main
 from seqsum.paper_success import success, threshold
 from seqsum.targets import achievable_values, make_codec, value_stats
 from seqsum.train import train
+from seqsum.train_data import tuple_sampler
 from study.config import load_preset
 
 NO_ZERO = list(range(1, 10))

@@ -164,7 +164,7 @@ def test_findings_structure_runs_every_family_on_both_stacks_with_large_test_set
     """The structure preset stands apart from the findings preset (its own control, 100,000 test sequences so
     the rarest bins have narrow intervals): 5 families x 2 conv stacks, one point each, nothing sampled."""
     from analysis.findings import condition_label
-    from seqsum.budget import estimate, machine_memory
+    from seqsum.memory import estimate, machine_memory
 
     cfg = load_preset("findings-structure")
     points = cfg.first_points()

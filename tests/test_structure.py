@@ -15,11 +15,11 @@ import torch
 from conftest import run_cli, tiny_config, tree
 
 from seqsum.bottleneck import digit_accuracy, digit_report, slot_matching
-from seqsum.budget import check_memory, estimate, parameters
 from seqsum.config import ModelConfig, RunConfig, preset
 from seqsum.data import Sequences, sample
 from seqsum.errors import ConfigError
 from seqsum.exact import LOG_ZERO, ExactOperator, eval_batch
+from seqsum.memory import check_memory, estimate, parameters
 from seqsum.model import CnnGru, build
 from seqsum.optim import make_optimizer
 from seqsum.stack import conv_layers, feature_size

@@ -262,7 +262,7 @@ def test_designed_points_are_the_base_with_their_changes_enqueued_first():
     assert cfg.run_config("product", control).replace({"data.holdout": []}) == cfg.base_run("product").replace(
         {"data.holdout": []}
     )
-    from seqsum.mechanisms import holdout_pairs
+    from seqsum.train_data import holdout_pairs
 
     assert holdout_pairs(cfg.run_config("product", control)) == ()
     assert cfg.run_config("sum", nmu).model.head == "nmu"

@@ -168,8 +168,8 @@ def test_class_weight_reaches_the_training_loss(pools, loss):
     """Epoch 2 trains one batch from the same checkpoint with and without class weights: each run's
     train/loss is that batch's loss at the checkpoint's weights, weighted per sequence exactly when
     train.class_weight says so (and the two differ)."""
-    from seqsum.mechanisms import class_weights
     from seqsum.train import batch_images
+    from seqsum.train_data import class_weights
 
     over = {"train__task": "product", "train__loss": loss, "train__precision": "fp32", "model__dropout": 0.0}
     base = tiny_config(**over, train__epochs=1, train__batch_size=256)  # one batch per epoch (train_size 256)
@@ -246,7 +246,7 @@ def test_bf16_autocast_trains_with_float32_weights_and_state(pools, overrides):
 
 
 def test_shared_evaluation_sets_are_used_only_where_they_fit(pools, strip_times):
-    """Issue 13 point 1: a study draws the base config's evaluation sets once; train() uses them when
+    """A study draws the base config's evaluation sets once; train() uses them when
     its data config draws the same ones (training-only fields may differ) and draws its own otherwise."""
     cfg = tiny_config(train__epochs=1)
     shared = eval_sets(pools, cfg.data)
@@ -270,7 +270,7 @@ def test_precision_choices():
 
 
 def test_precision_default_is_auto_and_the_run_records_what_it_resolved_to(pools):
-    """Issue 13: auto became the default once bf16 and fp32 learning intervals overlapped
+    """auto became the default once bf16 and fp32 learning intervals overlapped
     (docs/PERFORMANCE.md); every epoch records the precision it really trained in."""
     assert RunConfig().train.precision == "auto"
     res = train(tiny_config(train__epochs=1), pools)

@@ -1,4 +1,4 @@
-"""seqsum.budget: memory a run config needs, refused before anything is allocated; non-finite and
+"""seqsum.memory: memory a run config needs, refused before anything is allocated; non-finite and
 out-of-range numbers in a run config."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, tiny_config
 
-from seqsum.budget import check_memory, estimate, machine_memory, parameters
 from seqsum.config import RunConfig, preset
 from seqsum.errors import ConfigError
+from seqsum.memory import check_memory, estimate, machine_memory, parameters
 from seqsum.model import build
 from seqsum.train import train
 
@@ -50,7 +50,7 @@ def test_the_presets_fit_in_a_small_machine():
 PEAK = r"""
 import gc, json, sys
 import torch
-from seqsum.budget import estimate
+from seqsum.memory import estimate
 from seqsum.config import RunConfig
 from seqsum.data import load_pools
 from seqsum.train import train

@@ -1,4 +1,4 @@
-"""The training-side switches of issue 12 that change *what* a run trains on: which sequences are drawn
+"""What a run trains on: the training-side switches that change it: which sequences are drawn
 (`data.balance`, `data.holdout`), how each one's loss is weighed (`train.class_weight`), and which part of
 the training pool is used (`data.train_images`).
 

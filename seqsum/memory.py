@@ -192,16 +192,16 @@ def gpu_memory(cfg: RunConfig) -> int | None:
 def _over(
     cfg: RunConfig, host: int, device: int | None, evaluating: bool = False
 ) -> tuple[str, float, int, list[Part]] | None:
-    """(kind of memory, bytes needed, bytes available, its parts) of the first budget `cfg` exceeds, or None."""
+    """(kind of memory, bytes needed, bytes available, its parts) of the first memory `cfg` exceeds, or None."""
     parts = estimate(cfg, evaluating)
     if device is None:
-        budgets = {"memory": (host, parts)}
+        limits = {"memory": (host, parts)}
     else:
-        budgets = {
+        limits = {
             "host memory": (host, [p for p in parts if p.where == "host"]),
             "GPU memory": (device, [p for p in parts if p.where == "device"]),
         }
-    for kind, (have, mine) in budgets.items():
+    for kind, (have, mine) in limits.items():
         total = sum(p.bytes for p in mine)
         if total > HEADROOM * have:
             return kind, total, have, mine
