@@ -27,14 +27,31 @@ The condition of a run is read from its params.json (the point it replicates), n
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
+from seqsum.cli import main
+from seqsum.data import load_pools
 from seqsum.files import read_json, write_csv, write_json
 from seqsum.results import read_run
+from seqsum.sampling import contains_pair, digit_tuples
+from seqsum.stats import wilson
+from seqsum.targets import target
+from seqsum.train_data import holdout_pairs
+from study.config import REPLICATE_PAIRS_PER_CELL, StudyConfig
+from study.family import family_of
+from study.runs import replicates_frame
+from study.space import STACKS, params_to_run
+
+from .baselines import pair_scores, score, sequence_scores
+from .reference import get_reference, stack_label, stack_of
+from .strong_reference import get_strong
+from .tables import magnitude_bin
 
 CONTROL = "control"
 EVAL_MAX_LEN = 8
@@ -58,9 +75,6 @@ _MISSING = object()
 
 
 def collect(study_dir: str | Path, dest: str | Path, commands: list[str], step=print) -> pd.DataFrame:
-    from study.config import StudyConfig
-
-    from .load import replicates_frame
 
     study_dir, dest = Path(study_dir), Path(dest)
     cfg = StudyConfig.load(study_dir / "study.yaml")
@@ -104,8 +118,6 @@ def collect(study_dir: str | Path, dest: str | Path, commands: list[str], step=p
 
 
 def _run_metrics(run: Path, task: str, holdout: tuple[tuple[int, int], ...]) -> dict[str, float]:
-    from .tables import magnitude_bin
-
     _, summary = read_run(run)
     out = {k: float(v) for k, v in summary.items() if _kept(k, v)}
     preds = pd.read_parquet(run / "predictions.parquet", columns=["target", "correct"])
@@ -134,8 +146,6 @@ def _kept(key: str, value: Any) -> bool:
 
 def _extrapolated(run: Path, out: Path, trained: int) -> dict[str, float]:
     """The checkpoint re-scored on lengths 1..EVAL_MAX_LEN (once; kept in `out`)."""
-    from seqsum.cli import main
-
     if not (out / "summary.json").is_file():
         args = ["evaluate", str(run), "--out", str(out), "--eval-max-len", str(EVAL_MAX_LEN)]
         if main(args + (["--overwrite"] if out.exists() else [])) != 0:
@@ -151,8 +161,6 @@ def _extrapolated(run: Path, out: Path, trained: int) -> dict[str, float]:
 
 
 def _heldout_pairs(cfg, points: list[dict[str, Any]]) -> tuple[tuple[int, int], ...]:
-    from seqsum.train_data import holdout_pairs
-
     for p in points:
         pairs = holdout_pairs(cfg.run_config(cfg.what.tasks[0], p))
         if pairs:
@@ -162,10 +170,6 @@ def _heldout_pairs(cfg, points: list[dict[str, Any]]) -> tuple[tuple[int, int], 
 
 def _heldout_table(cfg, holdout: tuple[tuple[int, int], ...]) -> pd.DataFrame:
     """Per task and held-out pair: its target and whether a training sequence can still produce it."""
-    import torch
-
-    from seqsum.sampling import contains_pair, digit_tuples
-    from seqsum.targets import target
 
     rows = []
     for task in cfg.what.tasks:
@@ -186,15 +190,6 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
     (conv ...)` for the others), the strong reference and the most-frequent baseline, all on the control's test
     sequences (per length and bin), on the EVAL_MAX_LEN test sequences the extrapolation used, on the held-out
     cells and the 9x9 cell; and each reader's digit accuracy on the test pool (scope digits)."""
-    from dataclasses import replace
-
-    from seqsum.data import load_pools
-    from study.config import REPLICATE_PAIRS_PER_CELL
-
-    from .baselines import pair_scores, score, sequence_scores
-    from .reference import get_reference
-    from .strong_reference import get_strong
-    from .tables import magnitude_bin
 
     frames = []
     for task in cfg.what.tasks:
@@ -237,8 +232,6 @@ def _reference(cfg, control: dict[str, Any], holdout, cache: Path, step) -> pd.D
 
 def _other_stacks(cfg, task: str, control_model) -> list[tuple[str, Any]]:
     """(reference name, model config) of each conv stack the study's points train other than the control's."""
-    from .reference import stack_of
-
     seen, out = [stack_of(control_model)], []
     for p in cfg.first_points():
         model = cfg.run_config(task, p).model
@@ -250,18 +243,12 @@ def _other_stacks(cfg, task: str, control_model) -> list[tuple[str, Any]]:
 
 def _reference_name(model, control_model) -> str:
     """The run-stack reference's predictor name for a run of this model config."""
-    from .reference import stack_label, stack_of
-
     return "reference" if stack_of(model) == stack_of(control_model) else f"reference ({stack_label(model)})"
 
 
 def _points(cfg, control: dict[str, Any]) -> list[dict[str, str]]:
     """Per designed point: its condition, family (study.family), conv stack (a study.space.STACKS name, else
     its label) and the predictor of its run-stack reference in reference.csv."""
-    from study.family import family_of
-    from study.space import STACKS, params_to_run
-
-    from .reference import stack_label, stack_of
 
     task = cfg.what.tasks[0]
     base = cfg.base_run(task)
@@ -277,8 +264,6 @@ def _points(cfg, control: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _rate_row(task: str, predictor: str, scope: str, key: str, k: int, n: int) -> pd.DataFrame:
-    from seqsum.stats import wilson
-
     low, high = wilson(k, n)
     return pd.DataFrame([{"task": task, "predictor": predictor, "scope": scope, "key": key, "n": n,
                           "exact": k / n if n else np.nan, "ci_low": float(low), "ci_high": float(high)}])  # fmt: skip
