@@ -16,6 +16,7 @@ from seqsum.stats import separated
 from .doc import fmt, md_table
 from .findings import CONTROL
 from .findings_data import DENSE, HEAD, NAMES, RARE_BIN, Data, effect, overall
+from .findings_plot import figure
 from .findings_structure import answer as structure_answer
 from .findings_structure import lead as structure_lead
 from .findings_structure import section as structure_section
@@ -165,8 +166,6 @@ def render(folder: Path, command: str, figures: Path | None, structure: Path | N
         lines += [f"![{s.title}](figures/findings-{s.key}.png)", ""]
         lines += [f"**Verdict (at this budget): {words[s.key]}.**", "", *[f"- {w}: {t}" for w, t in results], ""]
         if figures is not None:
-            from .findings_plot import figure
-
             figure(d, s, comps, figures / f"findings-{s.key}.png")
     lines += [*st_lines, "## The short answer", "", *answer(d, words, parts, st), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -13,11 +13,11 @@ from .findings_data import NAMES
 def figure(d, s, comps, path: Path) -> None:
     """The section's statistical figure: the compared metric per condition and task, mean and 95% bootstrap
     interval over seeds (seaborn); for extrapolation, exact per length with the reference dashed."""
-    import matplotlib
+    import matplotlib  # matplotlib: the Agg backend is chosen before pyplot is imported
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    import matplotlib.pyplot as plt  # (after matplotlib.use)
+    import seaborn as sns  # (the same)
 
     r = d.runs[d.runs.condition.isin(s.conditions)].assign(condition=lambda x: x.condition.map(NAMES))
     order = [NAMES[c] for c in s.conditions]
@@ -53,11 +53,11 @@ def structure_figure(runs: pd.DataFrame, refs: pd.DataFrame, path: Path) -> None
     """The Structure section's overlaid figure, one panel per task: exact per magnitude bin and on lengths
     5..8, a line per family (mean and 95% bootstrap interval over seeds) and a style per conv stack, the strong
     reference dashed black and the run-stack references grey (dotted, dash-dotted); frames: structure_frames."""
-    import matplotlib
+    import matplotlib  # (as in figure)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    import matplotlib.pyplot as plt  # (the same)
+    import seaborn as sns  # (the same)
 
     sns.set_theme(style="whitegrid", context="paper")
     tasks = list(dict.fromkeys(runs.task))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .doc import fmt, md_table
 from .findings_data import RARE_BIN, Data, effect
+from .findings_plot import structure_figure, structure_frames
 from .tables import BINS
 
 CONTROL_FAMILY = "classify"  # the control: the GRU stack reads CNN features, dense head
@@ -233,8 +234,6 @@ def section(folder: Path, figures: Path | None) -> tuple[list[str], Structure | 
         lines += [f"**{task}, share of the strong reference** (mean over seeds / the strong reference's exact):", ""]
         lines += md_table(s.share_table(task))
     if figures is not None:
-        from .findings_plot import structure_figure, structure_frames
-
         structure_figure(*structure_frames(s), figures / "findings-structure.png")
     lines += ["![Structure](figures/findings-structure.png)", ""]
     verdict = judge(s, s.comps(CONTROL_FAMILY, [EXACT])) or "not measured"

@@ -27,16 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.doc import md_table
+from analysis.findings import collect as collect_findings
+from analysis.findings_doc import render as render_findings
+from analysis.perf_doc import perf_text
+from analysis.results_tables import TABLES, Comparison, read_tables, same_sequences
+from seqsum.files import write_csv, write_json, write_text
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from analysis.doc import md_table  # noqa: E402
-from analysis.findings import collect as collect_findings  # noqa: E402
-from analysis.findings_doc import render as render_findings  # noqa: E402
-from analysis.perf_doc import perf_text  # noqa: E402
-from analysis.results_tables import TABLES, Comparison, read_tables, same_sequences  # noqa: E402
-from seqsum.files import write_csv, write_json, write_text  # noqa: E402
-
 COMMAND = ".venv/bin/python benchmarks/results.py"
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 FINDINGS_DATA = ("findings", "findings-structure")  # --as names collected by analysis.findings.collect
