@@ -18,7 +18,8 @@ compared. `collect(STUDY, DEST)` writes, into DEST:
   pairs' cells, the others and the 9x9 cell; digits: each reader's digit accuracy on the test pool.
 - `heldout.csv`: each held-out pair per task with its target and whether any training sequence can still
   produce that target (a classifier never trained on a class cannot answer it).
-- `meta.json`: the commands, seeds, epochs, training sequences per epoch, test sequences, and per designed
+- `meta.json`: the commands, seeds, epochs, training sequences per epoch, test sequences, the precisions the runs
+  trained in, and per designed
   point its condition, family, conv stack and the predictor of its run-stack reference (`points`).
 
 The condition of a run is read from its params.json (the point it replicates), never from folder names.
@@ -110,6 +111,7 @@ def collect(study_dir: str | Path, dest: str | Path, commands: list[str], step=p
             "train_size": cfg.base_run(cfg.what.tasks[0]).data.train_size,
             "test_size": cfg.base_run(cfg.what.tasks[0]).data.test_size,
             "eval_max_len": EVAL_MAX_LEN,
+            "precision": sorted({str(read_run(Path(d))[1].get("precision", "fp32")) for d in reps.run_dir}),
             "conditions": [condition_label(p, control) for p in points],
             "points": _points(cfg, control),
         },

@@ -225,8 +225,9 @@ def section(folder: Path, figures: Path | None) -> tuple[list[str], Structure | 
              f"families {', '.join(dict.fromkeys(p.family for p in s.points))} on the conv stacks "
              f"{', '.join(s.stacks)} (study.space.STACKS). Every run: {m['epochs']} epoch{'s' * (m['epochs'] != 1)} of "
              f"{m['train_size']:,} training sequences (1..4 digits), scored on {m['test_size']:,} test "
-             f"sequences and re-scored on lengths 1..{m['eval_max_len']}; seeds {', '.join(map(str, m['seeds']))}. "
-             "Commands:", "", "```bash", *m["commands"], "```", ""]  # fmt: skip
+             f"sequences and re-scored on lengths 1..{m['eval_max_len']}; seeds {', '.join(map(str, m['seeds']))}"
+             f"{'; trained in ' + ' and '.join(m['precision']) if 'precision' in m else ''}. Commands:", "",
+             "```bash", *m["commands"], "```", ""]  # fmt: skip
     for task in s.d.tasks:
         lines += [f"**{task}**: exact (mean [95% interval] over seeds; the references: Wilson intervals on the "
                   "same sequences; digit accuracy: what the bottleneck reads on the test pool).", ""]  # fmt: skip

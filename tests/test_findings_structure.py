@@ -47,7 +47,7 @@ def _collected(folder, exact: dict[str, float], mse: dict[str, float] | None = N
     pd.DataFrame(refs).to_csv(folder / "reference.csv", index=False)
     pd.DataFrame(columns=["task", "a", "b", "target", "target_in_training"]).to_csv(folder / "heldout.csv", index=False)
     meta = {"commands": ["seqsum study launch --preset findings-structure"], "seeds": [1000, 1001, 1002],
-            "epochs": 4, "train_size": 10000, "test_size": 100000, "eval_max_len": 8,
+            "epochs": 4, "train_size": 10000, "test_size": 100000, "eval_max_len": 8, "precision": ["bf16"],
             "conditions": [p["condition"] for p in POINTS], "points": POINTS}  # fmt: skip
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
@@ -73,7 +73,7 @@ def test_the_section_renders_every_stack_and_family_beside_both_references(tmp_p
     assert table.loc[5, ">=1000"] == "0.900 [0.880, 0.920]"  # the strong reference's Wilson interval
     shares = st.share_table("sum")
     assert shares.loc[2, ">=30"] == f"{0.8 / 0.9:.0%}"  # the share of the strong reference
-    assert "100,000 test sequences" in text and "seeds 1000, 1001, 1002" in text
+    assert "100,000 test sequences" in text and "seeds 1000, 1001, 1002; trained in bf16." in text
     # the text does not depend on drawing the figure
     assert section(folder, None)[0] == lines
 
