@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 BIN = Path(sys.executable).parent
 SEQSUM = [sys.executable, "-m", "seqsum"]
 

@@ -8,7 +8,7 @@
 #   tests/stress.sh                     # 5 runs of every timing-sensitive test (kill -9, Ctrl-C, host loss, a
 #                                       # retried trial, trials at once, a rerun and an object-store study killed,
 #                                       # overhead)
-#   tests/stress.sh 5 tests/test_study_ray.py::test_two_host_cluster_runs_on_both_hosts_and_survives_losing_one
+#   tests/stress.sh 5 tests/study/test_study_ray.py::test_two_host_cluster_runs_on_both_hosts_and_survives_losing_one
 #   STRESS_BURNERS=2 tests/stress.sh 3  # two busy processes (default 1)
 #
 # On a shared machine, `nice -n 10 tests/stress.sh ...` keeps the load (tests and burners alike) off others' work.
@@ -20,13 +20,13 @@ shift $(($# > 0 ? 1 : 0))
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
     tests=(
-        tests/test_study_ray.py::test_smoke_study_on_loopback_only_with_a_retried_trial
-        tests/test_study_ray.py::test_study_lifecycle_ctrl_c_resume_sigkill_resume
-        tests/test_study_ray.py::test_four_trials_share_one_logical_gpu
-        tests/test_study_ray.py::test_two_host_cluster_runs_on_both_hosts_and_survives_losing_one
-        tests/test_rerun.py::test_killed_rerun_continues_with_resume
-        tests/test_object_store.py::test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri
-        tests/test_study_overhead.py::test_study_overhead_smoke_prints_the_split
+        tests/study/test_study_ray.py::test_smoke_study_on_loopback_only_with_a_retried_trial
+        tests/study/test_study_ray.py::test_study_lifecycle_ctrl_c_resume_sigkill_resume
+        tests/study/test_study_ray.py::test_four_trials_share_one_logical_gpu
+        tests/study/test_study_ray.py::test_two_host_cluster_runs_on_both_hosts_and_survives_losing_one
+        tests/study/test_rerun.py::test_killed_rerun_continues_with_resume
+        tests/study/test_object_store.py::test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri
+        tests/study/test_study_overhead.py::test_study_overhead_smoke_prints_the_split
     )
 fi
 python="${PYTHON:-.venv/bin/python}"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 LAYERS = ("seqsum", "study", "analysis", "benchmarks")  # each may import only those before it
 DISPATCHER = "seqsum.cli"  # the `seqsum` entry point: wires the subcommands of study and analysis
 MAX_LINES = 300
@@ -27,9 +28,9 @@ class Import:
 def modules() -> dict[str, Path]:
     """Every first-party module by dotted name (benchmarks' scripts included)."""
     return {
-        ".".join(f.relative_to(ROOT).with_suffix("").parts): f
+        ".".join(f.relative_to(REPO).with_suffix("").parts): f
         for layer in LAYERS
-        for f in sorted((ROOT / layer).rglob("*.py"))
+        for f in sorted((REPO / layer).rglob("*.py"))
     }
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+
+from tests.helpers import run_cli
 
 IN_PROCESS_S = 30.0  # generous: CI machines are loaded; a refusal takes well under a second here
 SUBPROCESS_S = 60.0  # python + torch import on a loaded machine
@@ -241,7 +242,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def places(tmp_path_factory, smoke_study, tiny_run, read_only_dir) -> dict[str, str]:
     """Every placeholder's path; damaged copies are made once, here (the shared study is never touched)."""
-    from conftest import fake_mnist, idx_bytes
+    from tests.helpers import fake_mnist, idx_bytes
 
     base = tmp_path_factory.mktemp("places")
     study = base / "study" / "smoke"

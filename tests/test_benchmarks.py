@@ -7,17 +7,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from seqsum.device import bf16_fast
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # the benchmarks as subprocesses
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "throughput.py"
+SCRIPT = REPO / "benchmarks" / "throughput.py"
 
 
 def smoke_run(*extra: str) -> str:
@@ -28,7 +27,7 @@ def smoke_run(*extra: str) -> str:
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=ROOT,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -94,7 +93,7 @@ def test_precision_smoke_prints_both_precisions_and_the_verdict(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "precision.py"),
+            str(REPO / "benchmarks" / "precision.py"),
             "--smoke",
             "--tasks",
             "sum",
@@ -104,7 +103,7 @@ def test_precision_smoke_prints_both_precisions_and_the_verdict(tmp_path):
         capture_output=True,
         text=True,
         timeout=400,
-        cwd=ROOT,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

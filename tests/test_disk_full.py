@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from report_fixtures import make_synthetic_study
 
 from seqsum.cli import main
 from seqsum.files import DiskFull, append_line, free_bytes, write_json, write_with
+from tests.report_fixtures import make_synthetic_study
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
@@ -114,7 +114,7 @@ def test_report_on_a_full_disk_stops_in_one_line_and_is_written_once_space_is_fr
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # two smoke studies: the launch that stops, then its resume
 def test_study_on_a_full_storage_stops_in_one_line_and_resumes(tmp_path):
-    from raytools import ray_env
+    from tests.raytools import ray_env
 
     with tmpfs(tmp_path / "fs", "64m") as fs:
         cmd = [sys.executable, "-m", "seqsum.cli", "study"]

@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
-import pyarrow.fs as pafs
 import pytest
-from raytools import (
+
+from seqsum.cli import main
+from seqsum.errors import StudyError
+from study import storage
+from tests.raytools import (
     SEQSUM,
     descendants,
     fault_env,
@@ -30,80 +30,7 @@ from raytools import (
     wait_saved,
     write_study,
 )
-
-from seqsum.cli import main
-from seqsum.errors import StudyError
-from study import storage
-
-MOTO = Path(sys.executable).parent / "moto_server"
-BUCKET = "seqsum-test"
-KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@dataclass(frozen=True)
-class S3:
-    endpoint: str
-    env: dict[str, str]
-    fs: pafs.S3FileSystem
-
-    def files(self, prefix: str) -> dict[str, int]:
-        """{path under `prefix`: size} of every object there."""
-        sel = pafs.FileSelector(f"{BUCKET}/{prefix}", recursive=True, allow_not_found=True)
-        n = len(BUCKET) + len(prefix) + 2
-        return {i.path[n:]: i.size for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.File}
-
-    def read(self, path: str) -> bytes:
-        with self.fs.open_input_stream(f"{BUCKET}/{path}") as f:
-            return f.read()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def s3():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for(lambda: proc.poll() is not None or _answers(port), 60, "moto_server to listen")
-        assert proc.poll() is None, f"moto_server exited with {proc.returncode}"
-        endpoint = f"http://127.0.0.1:{port}"
-        fs = pafs.S3FileSystem(
-            endpoint_override=endpoint,
-            access_key=KEYS["AWS_ACCESS_KEY_ID"],
-            secret_key=KEYS["AWS_SECRET_ACCESS_KEY"],
-            region=KEYS["AWS_DEFAULT_REGION"],
-            allow_bucket_creation=True,
-        )
-        fs.create_dir(BUCKET)
-        yield S3(endpoint, {"AWS_ENDPOINT_URL": endpoint, **KEYS}, fs)
-    finally:
-        kill_pids(session_pids(proc.pid) | {proc.pid})
-        proc.wait()
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch, tmp_path):
-    for k, v in s3.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "cache"))
-    return s3
+from tests.study.objectstore import BUCKET, S3, free_port
 
 
 def test_place_maps_folders_and_uris(tmp_path, monkeypatch):
@@ -165,7 +92,7 @@ def test_push_uploads_changes_and_pull_mirrors_the_uri(s3_env, tmp_path, monkeyp
 )
 def test_bad_storage_uris_fail_fast_and_write_nothing(s3_env, tmp_path, monkeypatch, capsys, storage_uri, expected):
     if storage_uri == "UNREACHABLE":
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
         storage_uri = f"s3://{BUCKET}/studies"
     before = s3_env.files("")
     for argv in (
@@ -305,11 +232,10 @@ def test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri(s3, tmp_p
 def test_optuna_storage_elsewhere_is_written_and_read_back(tmp_path):
     """--optuna-storage: the bridge writes the named storage (here a journal file), no optuna.db, and the
     report's reader loads the Optuna studies from it (named in study.yaml)."""
-    from report_fixtures import make_synthetic_study
-
     from analysis.load import load_study
     from study.config import load_preset
     from study.optuna_bridge import record_runs
+    from tests.report_fixtures import make_synthetic_study
 
     d = make_synthetic_study(tmp_path)
     journal = tmp_path / "elsewhere" / "optuna.log"

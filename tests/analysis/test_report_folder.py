@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_fixtures import make_synthetic_study
 
 from analysis.report import CACHE, MARKER, build_report
 from seqsum.cli import main
+from tests.report_fixtures import make_synthetic_study
 
 REPS = {("product", "log"): [0.2, 0.4, 0.3], ("product", "classify"): [0.6, 0.65, 0.7]}
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_cli, tiny_config, tree
 
 from seqsum.bottleneck import digit_accuracy, digit_report, slot_matching
 from seqsum.config import ModelConfig, RunConfig, preset
@@ -25,6 +23,7 @@ from seqsum.optim import make_optimizer
 from seqsum.stack import conv_layers, feature_size
 from seqsum.targets import achievable_values, target
 from seqsum.train import Extras, train, train_epoch
+from tests.helpers import REPO, run_cli, tiny_config, tree
 
 GB = 2**30
 EXACT = {"model__bottleneck": "digits", "model__head": "exact", "train__loss": "classify"}
@@ -276,5 +275,5 @@ def test_the_pipeline_is_unchanged_without_the_switches():
 
 
 def test_layout_names_the_confusion_table():
-    layout = (Path(__file__).resolve().parents[1] / "docs" / "STUDY_LAYOUT.md").read_text()
+    layout = (REPO / "docs" / "STUDY_LAYOUT.md").read_text()
     assert "| `confusion.csv` |" in layout and "| `test/digit_acc` |" in layout

@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-from conftest import run_cli, tiny_config
 
 from seqsum.config import RunConfig
 from seqsum.config_checks import digits_problem
@@ -23,6 +22,7 @@ from seqsum.targets import achievable_values, make_codec, value_stats
 from seqsum.train import train
 from seqsum.train_data import tuple_sampler
 from study.config import load_preset
+from tests.helpers import run_cli, tiny_config
 
 NO_ZERO = list(range(1, 10))
 

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, tiny_config
 
 from seqsum.config import RunConfig, preset
 from seqsum.errors import ConfigError
 from seqsum.memory import check_memory, estimate, machine_memory, parameters
 from seqsum.model import build
 from seqsum.train import train
+from tests.helpers import run_cli, tiny_config
 
 GB = 2**30
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import tree
-from raytools import (
+
+from study.config import load_preset
+from tests.helpers import tree
+from tests.raytools import (
     BIN,
     NOT_ROOT,
     SEQSUM,
@@ -35,8 +37,6 @@ from raytools import (
     wait_saved,
     write_study,
 )
-
-from study.config import load_preset
 
 pytestmark = pytest.mark.slow
 

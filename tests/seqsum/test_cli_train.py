@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import history_without_times, run_cli, tree
 
 from seqsum.checkpoint import load_checkpoint
 from seqsum.config import PRESETS, RunConfig
 from seqsum.files import read_jsonl
 from seqsum.results import FILES, MARKER, is_run_folder
+from tests.helpers import history_without_times, run_cli, tree
 
 METRIC_KEYS = {
     "epoch",

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, tiny_config, tree
 
 from seqsum.checkpoint import load_checkpoint
 from seqsum.errors import ConfigError, CorruptFile
@@ -21,6 +20,7 @@ from seqsum.results import (
     read_run,
     write_run,
 )
+from tests.helpers import run_cli, tiny_config, tree
 
 HISTORY = [
     {"epoch": 1, "train/loss": 2.0, "valid/exact": 0.1, "status": "ok"},

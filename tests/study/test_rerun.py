@@ -11,11 +11,21 @@ import subprocess
 
 import pandas as pd
 import pytest
-from conftest import tree
-from raytools import SEQSUM, descendants, fault_env, kill_pids, ray_env, session_pids, wait_for, wait_paused, wait_saved
 
 from seqsum.errors import StudyError
 from study.rerun import clear_reruns
+from tests.helpers import tree
+from tests.raytools import (
+    SEQSUM,
+    descendants,
+    fault_env,
+    kill_pids,
+    ray_env,
+    session_pids,
+    wait_for,
+    wait_paused,
+    wait_saved,
+)
 
 
 def _copy_study(src, d, names=("study.yaml", "state.json", "optuna.db", "trials")):

@@ -9,10 +9,10 @@ import shutil
 
 import pandas as pd
 import pytest
-from report_fixtures import make_synthetic_study, write_run
 
 from analysis.doc import slug
 from analysis.report import build_report
+from tests.report_fixtures import make_synthetic_study, write_run
 
 # product: classify and mse overlap (one group), log is below both (its own group)
 REPS = {("product", "log"): [0.2, 0.4, 0.3], ("product", "classify"): [0.6, 0.65, 0.7],

@@ -6,10 +6,10 @@ import json
 import shutil
 
 import pytest
-from report_fixtures import make_synthetic_study, write_run
 
 from analysis.compare import describe, seed_table, verdict, with_intervals
 from analysis.load import load_study, replicates_frame, trials_frame
+from tests.report_fixtures import make_synthetic_study, write_run
 
 
 def test_trials_frame_reads_identity_from_params_json_not_folder_names(tmp_path):

@@ -7,12 +7,12 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from conftest import fake_mnist, idx_bytes, write_idx_pair
 
 from seqsum.config import DataConfig, RunConfig
 from seqsum.data import eval_sets, make_pools, pair_grid_sequences, sample
 from seqsum.digit_sources import load_digits, load_mnist
 from seqsum.errors import ConfigError
+from tests.helpers import fake_mnist, idx_bytes, write_idx_pair
 
 
 # --- mnist5k ------------------------------------------------------------------------------------------

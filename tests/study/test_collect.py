@@ -10,7 +10,6 @@ import math
 
 import optuna
 import pytest
-from conftest import tiny_config, tree
 
 from seqsum.checkpoint import save_checkpoint
 from seqsum.files import write_json
@@ -19,6 +18,7 @@ from seqsum.train import train
 from study.collect import PARAMS, collect_trial, finished_runs, is_complete, status_of
 from study.config import load_preset
 from study.optuna_bridge import record_runs
+from tests.helpers import tiny_config, tree
 
 SPACE_POINT = {"loss": "mse", "gru_width": 8, "lr": 0.001}  # inside the smoke preset's space
 EPOCHS = 3

@@ -18,8 +18,9 @@ from seqsum.choices import LOSSES
 from seqsum.cli import main
 from study.config import REPLICATE_PAIRS_PER_CELL, StudyConfig
 from study.rerun import FIRST_SEED, make_plan
+from tests.helpers import REPO
 
-LAYOUT = Path(__file__).resolve().parents[1] / "docs" / "STUDY_LAYOUT.md"
+LAYOUT = REPO / "docs" / "STUDY_LAYOUT.md"
 RUN_FOLDERS = ("trials/<task>/<trial_id>/", "rerun/<task>/<trial_id>/")
 NOT_OURS = ("tune/", "report/")  # Ray Tune's own format; the report (docs/REPORT.md)
 
@@ -179,7 +180,7 @@ def test_rerun_bad_numbers_exit_2_and_write_nothing(smoke_study, flags, capsys, 
 def test_rerun_of_a_study_without_an_epoch_exits_2(tmp_path, capsys):
     d = tmp_path / "empty"
     (d / "trials" / "sum").mkdir(parents=True)
-    cfg = StudyConfig.load(Path(__file__).resolve().parents[1] / "study" / "presets" / "smoke.yaml")
+    cfg = StudyConfig.load(REPO / "study" / "presets" / "smoke.yaml")
     (d / "study.yaml").write_text(cfg.to_yaml())
     assert main(["study", "rerun", str(d), "--per-family", "--seeds", "2"]) == 2
     err = capsys.readouterr().err.strip()

@@ -4,7 +4,7 @@ Two studies: the session's real smoke study (tests/conftest.py `smoke_study`: la
 --per-family --seeds 2 --epochs 1), copied before a report is written into it; and a small one built by
 hand from real `seqsum train --smoke` runs (params.json, trials.csv, a real Optuna RDB optuna.db,
 replicates in an older layout), which the bad-input and partial-report tests copy and break.
-Synthetic studies for the tables and the report folder: tests/test_report_*.py.
+Synthetic studies for the tables and the report folder: tests/analysis/test_report_*.py.
 """
 
 from __future__ import annotations

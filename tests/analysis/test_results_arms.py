@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from analysis.results_tables import TABLES, merge, read_tables, same_sequences
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "docs" / "data" / "seed"
 ARM = "classify+exact"
 

@@ -8,10 +8,10 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
-from raytools import SEQSUM, ray_env
 
 from analysis.findings import CONTROL, collect
 from analysis.findings_doc import SECTIONS, render
+from tests.raytools import SEQSUM, ray_env
 
 pytestmark = pytest.mark.slow  # a study on Ray, in subprocesses
 

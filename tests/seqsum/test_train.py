@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
 
 from seqsum.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from seqsum.config import RunConfig
@@ -20,6 +19,7 @@ from seqsum.evaluate import evaluate, predict, value_metrics
 from seqsum.stats import wilson
 from seqsum.targets import target
 from seqsum.train import train
+from tests.helpers import tiny_config
 
 METRIC_KEYS = {
     "epoch",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
 
 from seqsum.config import ModelConfig, RunConfig
 from seqsum.data import eval_sets, sample
 from seqsum.evaluate import predict
 from seqsum.model import CnnGru, build
+from tests.helpers import tiny_config
 
 LOSSES = ["mse", "log", "classify"]
 

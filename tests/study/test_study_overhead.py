@@ -3,12 +3,11 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from raytools import ray_env
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+from tests.raytools import ray_env
 
 
 @pytest.mark.slow

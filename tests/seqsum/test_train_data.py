@@ -9,7 +9,6 @@ from collections import Counter
 import pandas as pd
 import pytest
 import torch
-from conftest import run_cli, tiny_config, tree
 
 from seqsum.config import RunConfig
 from seqsum.data import Pools, Sequences
@@ -22,6 +21,7 @@ from seqsum.sampling import contains_pair
 from seqsum.targets import running_target, target
 from seqsum.train import train
 from seqsum.train_data import class_weights, holdout_pairs, tuple_sampler
+from tests.helpers import run_cli, tiny_config, tree
 
 
 def _drawn(cfg: RunConfig, pools) -> tuple[Sequences, object]:
