@@ -229,28 +229,6 @@ def test_study_on_s3_survives_a_killed_driver_and_reports_from_the_uri(s3, tmp_p
     assert r.returncode == 2 and f"seqsum study resume {uri}/{name}" in r.stderr
 
 
-def test_optuna_storage_elsewhere_is_written_and_read_back(tmp_path):
-    """--optuna-storage: the bridge writes the named storage (here a journal file), no optuna.db, and the
-    report's reader loads the Optuna studies from it (named in study.yaml)."""
-    from analysis.load import load_study
-    from study.config import load_preset
-    from study.optuna_bridge import record_runs
-    from tests.report_fixtures import make_synthetic_study
-
-    d = make_synthetic_study(tmp_path)
-    journal = tmp_path / "elsewhere" / "optuna.log"
-    journal.parent.mkdir()
-    cfg = load_preset("smoke").override("where", name="syn", optuna_storage=str(journal))
-    (d / "study.yaml").write_text(cfg.to_yaml())
-    runs = sorted((d / "trials" / "sum").glob("*"))
-    assert record_runs(d, cfg, "sum", runs, with_errors=True) == 3
-    assert record_runs(d, cfg, "sum", runs, with_errors=True) == 0  # each trial once
-    assert journal.is_file() and not (d / "optuna.db").exists()
-    study = load_study(d)
-    assert set(study.optuna) == {"sum"} and len(study.optuna["sum"].trials) == 3
-    assert study.trials[study.trials.task == "sum"].number.notna().all()
-
-
 def test_bad_optuna_storage_fails_before_ray_and_writes_nothing(tmp_path, capsys):
     for url in ("nosuch://host/db", str(tmp_path / "missing-dir" / "optuna.log")):
         argv = ["study", "launch", "--preset", "smoke", "--storage", str(tmp_path / "st"), "--optuna-storage", url]
