@@ -32,6 +32,7 @@ from seqsum.config import RunConfig
 from seqsum.data import eval_sets, load_pools
 
 NAME = "fixture"
+end_to_end = pytest.mark.slow  # the hand-made study: real `seqsum train` runs, and whole reports
 # (task, loss, extra flags): the product in two loss families and two width buckets.
 TRIALS = [("sum", "mse", []), ("product", "log", ["--gru-hidden", "48"]), ("product", "classify", [])]
 
@@ -218,6 +219,7 @@ def report(study) -> Path:
     return out
 
 
+@end_to_end
 def test_hand_made_study_with_older_replicates(study, report):
     check_sections(report)
     check_pngs(report)
@@ -240,6 +242,7 @@ def test_hand_made_study_with_older_replicates(study, report):
     assert int(pairs.n.iloc[0]) >= 1
 
 
+@end_to_end
 def test_cli_report_without_the_classifier_and_filters(study, report, tmp_path, capsys):
     assert main(["report", str(study), "--out", str(tmp_path / "r"), "--no-reference"]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
@@ -256,6 +259,7 @@ def test_cli_report_without_the_classifier_and_filters(study, report, tmp_path, 
         assert im.format == "PNG" and im.size[0] > 300
 
 
+@end_to_end
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -278,6 +282,7 @@ def test_bad_input_is_one_line_and_exit_2(study, tmp_path, capsys, args, message
     assert snapshot(study, skip="") == before
 
 
+@end_to_end
 def test_study_with_no_finished_trial_says_so_plainly(study, tmp_path):
     d = tmp_path / NAME
     shutil.copytree(study, d, ignore=shutil.ignore_patterns("report", "rerun", "summary.json", "checkpoint.pt"))
@@ -290,6 +295,7 @@ def test_study_with_no_finished_trial_says_so_plainly(study, tmp_path):
     check_sections(out)
 
 
+@end_to_end
 def test_missing_rerun_folder_gives_an_honest_partial_report(study, report, tmp_path):
     d = tmp_path / NAME
     shutil.copytree(study, d, ignore=shutil.ignore_patterns("rerun"))

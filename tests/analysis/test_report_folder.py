@@ -16,6 +16,8 @@ from analysis.report import CACHE, MARKER, build_report
 from seqsum.cli import main
 from tests.report_fixtures import make_synthetic_study
 
+pytestmark = pytest.mark.slow  # every test writes a whole report (tables, figures, HTML) end to end
+
 REPS = {("product", "log"): [0.2, 0.4, 0.3], ("product", "classify"): [0.6, 0.65, 0.7]}
 
 

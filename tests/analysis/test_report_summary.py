@@ -19,6 +19,9 @@ REPS = {("product", "log"): [0.2, 0.4, 0.3], ("product", "classify"): [0.6, 0.65
         ("product", "mse"): [0.58, 0.62, 0.66]}  # fmt: skip
 
 
+pytestmark = pytest.mark.slow  # whole reports end to end, and a headless Chromium in a subprocess
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     d = make_synthetic_study(tmp_path_factory.mktemp("summary"), REPS)

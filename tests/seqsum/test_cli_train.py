@@ -521,6 +521,7 @@ def _script() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "seqsum"]
 
 
+@pytest.mark.slow  # the installed command in a fresh process
 def test_console_script_smoke_run(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -541,6 +542,7 @@ def test_console_script_smoke_run(tmp_path):
     assert r.returncode == 2 and "--overwrite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # the installed command in a fresh process
 def test_python_m_seqsum_help(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "seqsum", "train", "--help"], capture_output=True, text=True, timeout=300, cwd=tmp_path
