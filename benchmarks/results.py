@@ -10,6 +10,8 @@ paragraph from the small summaries committed in docs/data/.
                                                                              # docs/data/findings/, then rewrite
                                                                              # (--as findings-structure: the
                                                                              # structure study's folder)
+    python -m seqsum.paper_success studies/nmu-paper-product/rerun --json docs/data/nmu-paper/product.json
+                                                                             # the paper-protocol section's data
 
 Numbers are never typed by hand: every one comes from a CSV/JSON file in docs/data/ that a committed command
 wrote (each folder's meta.json names it). A sentence that ranks two loss families is written only when
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     readme = readme_text(summary)
     try:
         findings = render_findings(
-            DATA / "findings", COMMAND, None if a.check else FIGURES, DATA / "findings-structure"
+            DATA / "findings", COMMAND, None if a.check else FIGURES, DATA / "findings-structure", DATA / "nmu-paper"
         )
     except ValueError as e:  # a collected folder this generator cannot read
         print(f"results.py: error: {e}", file=sys.stderr)

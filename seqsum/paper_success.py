@@ -94,11 +94,30 @@ def _arms(folders: list[Path]) -> dict[str, dict[str, Any]]:
             cfg, summary = json.loads(cfg_path.read_text()), json.loads(summary_path.read_text())
             if summary.get("status") != "ok" or cfg["model"]["head"] not in ("nau", "nmu"):
                 continue
-            cfg["train"].pop("seed")
+            seed = cfg["train"].pop("seed")
             name = json.dumps(cfg, sort_keys=True)
             arms[name]["config"] = cfg
             arms[name]["summaries"].append(summary)
+            arms[name].setdefault("seeds", []).append(seed)
     return dict(arms)
+
+
+def budget(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What an arm trained on and for how long, from its config.json (the deviations from the paper)."""
+    d, t = cfg["data"], cfg["train"]
+    return {
+        "digits": d.get("digits", list(range(10))),
+        "train_lengths": [d["min_len"], d["max_len"]],
+        "eval_max_len": d["eval_max_len"],
+        "train_images": d.get("train_images"),
+        "source": d.get("source"),
+        "epochs": t["epochs"],
+        "train_size": d["train_size"],
+        "batch_size": t["batch_size"],
+        "steps": t["epochs"] * math.ceil(d["train_size"] / t["batch_size"]),
+        "optimizer": t["optimizer"],
+        "lr": t["lr"],
+    }
 
 
 def report(folders: list[Path], alpha: float = ALPHA) -> list[dict[str, Any]]:
@@ -125,6 +144,8 @@ def report(folders: list[Path], alpha: float = ALPHA) -> list[dict[str, Any]]:
         out.append(
             {
                 "arm": arm,
+                "budget": budget(c),
+                "seeds": sorted(a["seeds"]),
                 "reference_seeds": len(ref["summaries"]),
                 "rows": success(a["summaries"], ref["summaries"], alpha),
             }

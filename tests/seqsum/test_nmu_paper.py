@@ -225,6 +225,10 @@ def test_success_report_groups_run_folders_into_arms(tmp_path, capsys):
     assert success_main([str(tmp_path), "--json", str(out)]) == 0
     (arm,) = json.loads(out.read_text())
     assert arm["reference_seeds"] == 2 and arm["rows"][0]["success"] == 0.5
+    assert arm["seeds"] == [0, 1]  # what the learned arm ran, and its budget from config.json
+    d, t = base.data, base.train
+    assert arm["budget"]["steps"] == t.epochs * math.ceil(d.train_size / t.batch_size)
+    assert arm["budget"]["train_lengths"] == [d.min_len, d.max_len]
     assert "success" in capsys.readouterr().out
     assert success_main([str(tmp_path), "--json", str(out)]) == 2  # nothing is overwritten
     assert success_main([str(tmp_path / "learned0")]) == 2  # no solved reference: one line, exit 2
