@@ -143,6 +143,7 @@ def _kept(key: str, value: Any) -> bool:
     """The summary numbers FINDINGS.md reads (exact-match rates, test MAE/MSE, time): runs.csv stays small."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     kept = key.endswith(("/exact", "/unreachable", "/digit_acc")) or key in ("test/mae", "test/mse", "train_seconds")
+    kept = kept or key == "test/mean_mse"
     return number and kept
 
 
@@ -157,8 +158,12 @@ def _extrapolated(run: Path, out: Path, trained: int) -> dict[str, float]:
     for k, v in summary.items():
         if k.startswith("test/len=") and k.endswith(("/exact", "/unreachable")):
             res["ext/" + k.removeprefix("test/")] = float(v)
-    preds = pd.read_parquet(out / "predictions.parquet", columns=["length", "correct"])
+    preds = pd.read_parquet(out / "predictions.parquet")
     res["ext/extrapolated/exact"] = float(preds[preds.length > trained].correct.mean())
+    seen = preds[preds.length <= trained]  # the trained lengths of the re-scored set: both prediction rules
+    res["ext/trained/mse"] = float((seen.error**2).mean())
+    if "posterior_mean" in seen:  # a classifier re-scored since evaluate gives it (seqsum.evaluate)
+        res["ext/trained/mean_mse"] = float(((seen.posterior_mean - seen.target) ** 2).mean())
     return res
 
 

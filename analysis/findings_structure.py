@@ -19,13 +19,12 @@ import pandas as pd
 from .doc import fmt, md_table
 from .findings_data import RARE_BIN, Data, effect
 from .findings_plot import structure_figure, structure_frames
+from .findings_targets import TARGETS, target, target_lines
 from .tables import BINS
 
 CONTROL_FAMILY = "classify"  # the control: the GRU stack reads CNN features, dense head
 EXACT = "classify+exact"  # the exact operator over the per-image digit distributions
 LEARNED = ("classify+digits", "mse+digits+nau", "mse+digits+nmu")  # learned operators over the digit bottleneck
-SHARE = 0.95  # a target: the share of the strong reference to reach
-SUM_MSE = 0.5  # a target: the sum's test MSE (the original post reached 0.61 with 60,000 images)
 STRONG = "strong_reference"
 WORDS = {"supported": "higher", "refuted": "lower", "not separated": "not separated"}
 
@@ -144,69 +143,14 @@ class Structure:
                     out.append((t, best.condition, exact.condition, "test/exact"))
         return out
 
-    # --- the targets -------------------------------------------------------------------------------------
-    def criteria(self, task: str) -> list[Metric]:
-        ms = self.metrics(task, digits=False)
-        if task == "product":  # every magnitude bin and lengths 5..8
-            return [m for m in ms if m.scope in ("bin", "ext")]
-        return [Metric("test MSE", "test/mse", "", ""), self.rare(task)]
-
-    def margin(self, task: str, p: Point, m: Metric) -> float:
-        """>= 1 where the point meets the criterion (its mean over seeds against the line)."""
-        mean = self.d.stat(task, p.condition, m.metric)[0]
-        if m.metric == "test/mse":
-            return SUM_MSE / mean if mean > 0 else float("inf")
-        share = self.share(task, p, m)
-        return 0.0 if share != share else share / SHARE
-
-    def target(self, task: str) -> tuple[Point, bool, pd.DataFrame]:
-        """The point closest to meeting the task's target (the largest smallest margin), whether it meets it,
-        and its numbers per criterion."""
-        crit = self.criteria(task)
-        best = max(self.shown(task), key=lambda p: min(self.margin(task, p, m) for m in crit))
-        rows = []
-        for m in crit:
-            mean, lo, hi, _ = self.d.stat(task, best.condition, m.metric)
-            if m.metric == "test/mse":
-                line, met, side = SUM_MSE, mean <= SUM_MSE, _side(lo, hi, SUM_MSE, higher=False)
-            else:
-                line = SHARE * self.d.ref_stat(task, m.scope, m.key, STRONG)[0]
-                met, side = mean >= line, _side(lo, hi, line, higher=True)
-            rows.append({"criterion": m.header, "value": self.d.cell(task, best.condition, m.metric),
-                         "line": fmt(line), "met": "met" if met else "not met", "interval": side})  # fmt: skip
-        table = pd.DataFrame(rows)
-        return best, bool((table.met == "met").all()), table
+    def target(self, task: str):
+        """analysis.findings_targets.target: the point closest to the task's target, whether it meets it, the
+        numbers per criterion."""
+        return target(self, task)
 
 
 def _pct(x: float) -> str:
     return "-" if x != x else f"{x:.0%}"
-
-
-def _side(lo: float, hi: float, line: float, higher: bool) -> str:
-    """Where the interval over seeds lies against the target's line."""
-    if (lo >= line) if higher else (hi <= line):
-        return "wholly on the target's side"
-    if (hi < line) if higher else (lo > line):
-        return "wholly short of it"
-    return "straddles the line"
-
-
-TARGETS = {
-    "product": f"a results-only model at >= {SHARE:.0%} of the strong reference in every magnitude bin "
-    "(including >= 1000) and on lengths 5..8",
-    "sum": f"test MSE <= {SUM_MSE} from the embedded training images, and the rarest bin (>= 30) at >= "
-    f"{SHARE:.0%} of the strong reference",
-}
-
-
-def target_lines(s: Structure) -> list[str]:
-    out = []
-    for task in (t for t in ("product", "sum") if t in s.d.tasks):
-        best, met, table = s.target(task)
-        head = f"**{task.capitalize()} target** ({TARGETS[task]}): **{'met' if met else 'not met'}**"
-        out += [head + f"; {'met by' if met else 'the closest point,'} {s.names[best.condition]}:", ""]
-        out += md_table(table)
-    return out
 
 
 def section(folder: Path, figures: Path | None) -> tuple[list[str], Structure | None]:

@@ -7,7 +7,10 @@ The data and output switches add (only when they are on): a `held_out` column an
 (data.holdout), `test/step=K/*` (model.outputs every_step), and for every test length beyond the
 training lengths `extrapolated_lengths` plus, for a classifier, `test/len=K/unreachable` (not for the exact
 head, whose classes are computed, not learned). With the digit bottleneck: `valid/digit_acc`,
-`test/digit_acc` and the test pool's confusion table (seqsum.bottleneck).
+`test/digit_acc` and the test pool's confusion table (seqsum.bottleneck). A classifier (the classify loss,
+the exact head) predicts the most likely result (`prediction`, scored by exact, mae, mse); it also gives the
+mean of its predicted distribution (`posterior_mean`), the prediction rule for squared error, scored as
+`mean_mse` (test/mean_mse, test/len=K/mean_mse). Both rules are fixed here, never chosen on test.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ COMPARED_METRICS = ("test/exact", "test/mae", "test/mse", "pairs/9x9/exact", "va
 
 
 @torch.no_grad()
-def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 4096, steps: bool = False) -> torch.Tensor:
-    """Decoded predictions (n,) float64 for every sequence in `seqs`; with `steps`, (n, T) after every step."""
+def predict(
+    model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 4096, steps: bool = False, decode=None
+) -> torch.Tensor:
+    """Decoded predictions (n,) float64 for every sequence in `seqs`; with `steps`, (n, T) after every step.
+    `decode`: (B, out_dim) model outputs -> (B, ...) predictions, codec.decode unless given."""
+    decode = decode or codec.decode
     was_training = model.training
     model.eval()
     out = []
@@ -42,7 +49,7 @@ def predict(model, codec: Codec, pools: Pools, seqs: Sequences, batch: int = 409
         pooled = getattr(model, "forward_pool", None)  # one CNN pass per distinct image
         kw = {"steps": True} if steps else {}
         raw = pooled(pools.images, b.idx, b.lengths, **kw) if pooled else model(pools.images[b.idx], b.lengths, **kw)
-        out.append(codec.decode(raw.reshape(-1, raw.shape[-1])).reshape(raw.shape[:-1]) if steps else codec.decode(raw))
+        out.append(decode(raw.reshape(-1, raw.shape[-1])).reshape(raw.shape[:-1]) if steps else decode(raw))
     model.train(was_training)
     return torch.cat(out)
 
@@ -149,7 +156,10 @@ def _extrapolation(
 
 
 def prediction_frame(model, codec: Codec, pools: Pools, seqs: Sequences, task: str) -> pd.DataFrame:
-    pred = predict(model, codec, pools, seqs).cpu().numpy()
+    classifier = isinstance(codec, ClassifyCodec)
+    both = (lambda raw: torch.stack([codec.decode(raw), codec.mean(raw)], 1)) if classifier else None
+    out = predict(model, codec, pools, seqs, decode=both).cpu().numpy()
+    pred = out[:, 0] if classifier else out
     tgt = target(task, seqs.digits, seqs.lengths).cpu().numpy()
     lengths = seqs.lengths.cpu().numpy()
     digits = seqs.digits.cpu().numpy()
@@ -165,17 +175,22 @@ def prediction_frame(model, codec: Codec, pools: Pools, seqs: Sequences, task: s
     df["error"] = pred - tgt
     df["abs_error"] = np.abs(df["error"])
     df["correct"] = df["rounded"] == tgt
+    if classifier:
+        df["posterior_mean"] = out[:, 1]
     return df
 
 
 def _frame_metrics(df: pd.DataFrame) -> dict[str, float]:
-    return {
+    out = {
         "n": int(len(df)),
         "exact": float(df.correct.mean()),
         "mae": float(df.abs_error.mean()),
         "mse": float((df.error**2).mean()),
         "rel_err": float(relative_error(df.error, df.target).mean()),
     }
+    if "posterior_mean" in df:
+        out["mean_mse"] = float(((df.posterior_mean - df.target) ** 2).mean())
+    return out
 
 
 def per_target_table(preds: pd.DataFrame) -> pd.DataFrame:

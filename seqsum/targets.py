@@ -131,6 +131,11 @@ class ClassifyCodec(Codec):
     def decode(self, out):
         return self.values.to(out.device)[out.argmax(1)]
 
+    def mean(self, out):
+        """The mean of the predicted distribution over the values: the prediction with the least expected
+        squared error (`*/mean_mse`), where decode's argmax is the one most often exact."""
+        return out.double().softmax(1) @ self.values.to(out.device)
+
     def loss(self, out, values, weight=None):
         if weight is None:
             return F.cross_entropy(out, self.encode(values))

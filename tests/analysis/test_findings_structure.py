@@ -118,6 +118,19 @@ def test_targets_are_met_or_not_with_their_numbers(tmp_path):
     assert "**Sum target** (" in text
 
 
+def test_the_sum_target_reads_a_classifiers_posterior_mean_where_it_has_one(tmp_path):
+    folder = _collected(tmp_path / "p", {**CONTROLS, EXACT_SEED: 0.86, EXACT_STRONG: 0.5}, mse={EXACT_SEED: 0.9})
+    assert not Structure(folder).target("sum")[1]  # test MSE 0.9 of the most likely result: not met
+    runs = pd.read_csv(folder / "runs.csv")
+    rows = runs[(runs.metric == "test/mse") & (runs.condition == EXACT_SEED)]
+    extra = [rows.assign(metric="ext/trained/mean_mse", value=rows.value - 0.5),  # its posterior mean's: 0.4
+             rows.assign(metric="ext/trained/mse", value=rows.value)]  # fmt: skip
+    pd.concat([runs, *extra]).to_csv(folder / "runs.csv", index=False)
+    best, met, table = Structure(folder).target("sum")
+    assert met and best.condition == EXACT_SEED
+    assert table.criterion[0] == "squared error (posterior mean, trained lengths)" and table.value[0].startswith("0.4")
+
+
 def test_missing_structure_data_omits_the_section(tmp_path):
     findings = tmp_path / "findings"  # no findings study collected either
     assert "## Structure" not in render(findings, "CMD", None, tmp_path / "missing")

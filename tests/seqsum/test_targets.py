@@ -135,6 +135,13 @@ def test_classify_round_trip(task, n):
     assert torch.equal(codec.decode(logits), values)
 
 
+def test_the_posterior_mean_is_the_distributions_mean_not_its_mode():
+    codec = ClassifyCodec((0, 2, 4))
+    out = torch.tensor([[0.0, 0.0, 0.0], [-100.0, 1.0, 1.0], [-100.0, 5.0, -100.0]]).log_softmax(1)
+    assert codec.mean(out).tolist() == pytest.approx([2.0, 3.0, 2.0])  # uniform; half 2, half 4; sure of 2
+    assert codec.decode(out)[1] in (2.0, 4.0)  # the mode is one of them: squared error 1 where the mean's is 0
+
+
 def test_classify_rejects_values_outside_the_class_set():
     codec = ClassifyCodec(achievable_values("product", 2))
     with pytest.raises(ValueError):

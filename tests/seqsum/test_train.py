@@ -344,6 +344,19 @@ def test_value_metrics_by_hand():
     assert value_metrics(pred, tgt)["exact"] == 0.25  # NaN counts wrong
 
 
+def test_a_classifier_scores_its_posterior_mean_by_squared_error_beside_its_mode(pools):
+    res = train(tiny_config(train__epochs=1, train__loss="classify"), pools)
+    ev = evaluate(res.model, res.codec, pools, res.sets, "sum")
+    p = ev.predictions
+    assert ev.metrics["test/mean_mse"] == pytest.approx(((p.posterior_mean - p.target) ** 2).mean())
+    assert ev.metrics["test/mse"] == pytest.approx((p.error**2).mean())  # the mode's, unchanged
+    assert "test/len=2/mean_mse" in ev.metrics
+    assert ((p.posterior_mean >= 0) & (p.posterior_mean <= res.codec.values.max().item())).all()
+    reg = train(tiny_config(train__epochs=1, train__loss="mse"), pools)
+    ev = evaluate(reg.model, reg.codec, pools, reg.sets, "sum")  # a regressor has one prediction
+    assert "posterior_mean" not in ev.predictions and "test/mean_mse" not in ev.metrics
+
+
 def test_predict_restores_training_mode(pools):
     res = train(tiny_config(train__epochs=1), pools)
     res.model.train()
