@@ -4,6 +4,7 @@ docs/PERFORMANCE.md)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -116,3 +117,21 @@ def test_precision_smoke_prints_both_precisions_and_the_verdict(tmp_path):
     block = render_block(tmp_path)
     assert re.search(r"^\| sum \| fp32 \| [\d.]+ \[[\d.]+, [\d.]+\] \|", block, re.M), block
     assert "- the intervals " in block and "Throughput, 1 thread\n\nNot measured yet." in block
+
+
+def test_heads_throughput_times_every_structured_family_beside_the_control(tmp_path):
+    from analysis.perf_doc import heads_lines
+
+    out = tmp_path / "heads-product.json"
+    args = ["--max-len", "4", "--steps", "1", "--rounds", "2", "--threads", "1", "--json", str(out)]
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "heads_throughput.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    h = json.loads(out.read_text())
+    assert h["families"] == ["classify", "classify+digits", "mse+digits+nmu", "classify+exact"]
+    assert {(r["family"], r["length"]) for r in h["rows"]} == {(f, L) for f in h["families"] for L in range(1, 5)}
+    assert all(len(r["rounds"]) == 2 and r["median"] > 0 for r in h["rows"])
+    assert all(r["ratio"] == 1.0 for r in h["rows"] if r["family"] == "classify")
+    text = "\n".join(heads_lines(h))
+    assert "| length | classify | classify+digits | mse+digits+nmu | classify+exact |" in text
+    assert "- classify+exact: at least as fast as classify at every length 1..4:" in text
