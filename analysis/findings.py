@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 
 from seqsum.cli import main
@@ -158,7 +159,9 @@ def _extrapolated(run: Path, out: Path, trained: int) -> dict[str, float]:
     for k, v in summary.items():
         if k.startswith("test/len=") and k.endswith(("/exact", "/unreachable")):
             res["ext/" + k.removeprefix("test/")] = float(v)
-    preds = pd.read_parquet(out / "predictions.parquet")
+    path = out / "predictions.parquet"
+    wanted = ["length", "correct", "error", "target", "posterior_mean"]  # not the digit lists
+    preds = pd.read_parquet(path, columns=[c for c in wanted if c in pq.read_schema(path).names])
     res["ext/extrapolated/exact"] = float(preds[preds.length > trained].correct.mean())
     seen = preds[preds.length <= trained]  # the trained lengths of the re-scored set: both prediction rules
     res["ext/trained/mse"] = float((seen.error**2).mean())

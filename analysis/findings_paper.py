@@ -76,12 +76,13 @@ def table(arms: list[dict], paper: tuple[float, float], rz: bool = True) -> pd.D
 
 def section(folder: Path | None) -> list[str]:
     """The section's Markdown lines ([] while nothing is collected)."""
-    if folder is None or not (folder / PAPER_FILE).is_file() or not results(folder):
+    collected = results(folder) if folder is not None and (folder / PAPER_FILE).is_file() else []
+    if not collected:
         return []
     paper = json.loads((folder / PAPER_FILE).read_text())
     lines = ["## The paper's protocol: does the NMU learn the product as the NAU paper reports?", ""]
-    for task in dict.fromkeys(a["arm"]["task"] for a in results(folder)):
-        arms = [a for a in results(folder) if a["arm"]["task"] == task]
+    for task in dict.fromkeys(a["arm"]["task"] for a in collected):
+        arms = [a for a in collected if a["arm"]["task"] == task]
         rep = paper[task]
         span = (rep["success_low"], rep["success_high"])
         b, seeds = arms[0]["budget"], arms[0]["seeds"]
@@ -133,9 +134,11 @@ def _verdict_words(arms: list[dict], span: tuple[float, float]) -> str:
 
 
 def _ranges(xs: list[int]) -> str:
-    out, start = [], xs[0]
-    for prev, x in zip(xs, [*xs[1:], None]):
-        if x != prev + 1 if x is not None else True:
-            out.append(f"{start}" if start == prev else f"{start}..{prev}")
-            start = x
-    return ", ".join(out)
+    """[1, 2, 3, 5] -> '1..3, 5'."""
+    runs: list[list[int]] = []
+    for x in xs:
+        if runs and x == runs[-1][-1] + 1:
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    return ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)

@@ -47,7 +47,7 @@ def config(task: str, family: str, max_len: int, precision: str):
     return preset("seed").replace(values)
 
 
-class Path:
+class FamilyLoop:
     """One family's model, optimizer and batch loop (train_epoch), on fixed-length batches."""
 
     def __init__(self, cfg, pools, seed: int):
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     families = list(dict.fromkeys(families))
     cfgs = {f: config(a.task, f, a.max_len, a.precision) for f in families}
     pools = load_pools(cfgs[families[0]].data)
-    paths = {f: Path(c, pools, seed=0) for f, c in cfgs.items()}
+    paths = {f: FamilyLoop(c, pools, seed=0) for f, c in cfgs.items()}
     n = a.steps * cfgs[families[0]].train.batch_size
     gen = torch.Generator().manual_seed(0)
     rates: dict[str, dict[int, list[float]]] = {f: {L: [] for L in range(1, a.max_len + 1)} for f in families}
